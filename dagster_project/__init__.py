@@ -1,0 +1,1 @@
+"""Push new Telegram-bot subscriber tokens from the CRM warehouse to eSputnik."""

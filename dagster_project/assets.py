@@ -1,0 +1,286 @@
+"""The sync as four assets: extract -> validate -> diff -> push.
+
+Each step keeps its data in staging tables of the state database, keyed by the run's batch id
+(the root run id, so a re-execution from failure picks up its parent's batch); only small
+metadata passes through Dagster.
+"""
+
+import time
+from datetime import timedelta
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from dagster_project.core.batch import validate_batch
+from dagster_project.core.esputnik import EsputnikError
+from dagster_project.core.expectations import SUITE_NAME, validate_payload
+from dagster_project.core.extract import ExtractError, extract_in_database, extract_streaming
+from dagster_project.core.push import push_pending
+from dagster_project.core.state import (
+    append_frame,
+    count_batch,
+    delete_batch,
+    ensure_state_schema,
+    purge_stale_batches,
+    read_batch,
+    stage_new_tokens,
+    start_run_record,
+    update_run_record,
+    utc_now,
+)
+from dagster_project.partitions import single_run_backfill, subscribed_date_partitions
+from dagster_project.reporting import counts_table, rejects_sample
+from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+
+GROUP = "esputnik_token_sync"
+PAYLOAD_CHECK = "payload_contract"
+
+sync_asset = dict(
+    group_name=GROUP,
+    partitions_def=subscribed_date_partitions,
+    backfill_policy=single_run_backfill,
+    kinds={"sql", "python"},
+)
+
+
+def batch_id_of(context: AssetExecutionContext) -> str:
+    """Staging key shared by every step of a run and by its re-executions."""
+    return context.run.root_run_id or context.run.run_id
+
+
+@asset(
+    **sync_asset,
+    description=(
+        "Bot subscribers whose subscribed_at (UTC) falls in the partition range, LEFT JOINed to "
+        "CRM contacts (sql/extract_subscribers.sql), copied into esputnik_stage_extract."
+    ),
+)
+def subscriber_extract(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
+) -> MaterializeResult:
+    started = time.perf_counter()
+    window = context.partition_time_window
+    batch_id = batch_id_of(context)
+    source, state = warehouse.warehouse_engine(), warehouse.state_engine()
+    context.log.info(
+        f"extracting subscribers {window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (exclusive) "
+        f"from {warehouse.describe(source)} into batch {batch_id}"
+    )
+    try:
+        ensure_state_schema(state)
+        purge_stale_batches(state, utc_now() - timedelta(days=sync_settings.staging_retention_days))
+        start_run_record(state, batch_id, context.run.run_id, esputnik.app_uuid, window)
+        if source is state:
+            rows = extract_in_database(state, warehouse.extract_query(), window, batch_id)
+        else:
+            rows = extract_streaming(
+                source,
+                state,
+                warehouse.extract_query(),
+                window,
+                batch_id,
+                warehouse.extract_chunk_rows,
+                progress=lambda n: context.log.info(f"staged {n:,} rows"),
+            )
+    except (SQLAlchemyError, ExtractError) as exc:
+        raise Failure(
+            f"extract from {warehouse.describe(source)} failed: {str(exc).splitlines()[0]}. "
+            "Check WAREHOUSE_URL, that the tables of sql/warehouse_schema.sql exist (make demo "
+            "seeds a demo warehouse), and WAREHOUSE_EXTRACT_SQL if set."
+        ) from None
+    seconds = time.perf_counter() - started
+    update_run_record(state, batch_id, rows_extracted=rows, extract_seconds=seconds)
+    context.log.info(f"staged {rows:,} rows in {seconds:.1f}s")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "rows_extracted": rows,
+            "extract_seconds": round(seconds, 3),
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "batch_id": batch_id,
+        }
+    )
+
+
+@asset(
+    **sync_asset,
+    deps=[subscriber_extract],
+    check_specs=[
+        AssetCheckSpec(
+            PAYLOAD_CHECK,
+            asset="validated_subscribers",
+            blocking=True,
+            description=(
+                f"Great Expectations suite {SUITE_NAME!r} over the rows to send: tokens present "
+                "and unique, at least one identifier, identifier formats. Blocks the push."
+            ),
+        )
+    ],
+    description=(
+        "One row per token that may be sent: identifiers normalized (phone to international "
+        "digits, email lowercased and validated), blocked and unusable rows refused with a "
+        "reason (table esputnik_sync_rejects), then checked by a Great Expectations suite."
+    ),
+)
+def validated_subscribers(
+    context: AssetExecutionContext, warehouse: WarehouseResource, sync_settings: SyncSettings
+) -> MaterializeResult:
+    started = time.perf_counter()
+    state, batch_id = warehouse.state_engine(), batch_id_of(context)
+    raw = read_batch(state, "esputnik_stage_extract", batch_id)
+    result = validate_batch(raw, sync_settings.default_region())
+    suite = validate_payload(result.accepted)
+    rejects = result.rejects.assign(
+        run_id=context.run.run_id, batch_id=batch_id, recorded_at=utc_now()
+    )
+    with state.begin() as conn:
+        delete_batch(conn, "esputnik_stage_valid", batch_id)
+        append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
+        append_frame(conn, "esputnik_sync_rejects", rejects)
+    seconds = time.perf_counter() - started
+
+    reject_counts, drop_counts = result.reject_counts(), result.drop_counts()
+    rejected, dropped = sum(reject_counts.values()), sum(drop_counts.values())
+    update_run_record(
+        state,
+        batch_id,
+        rows_valid=len(result.accepted),
+        rows_rejected=rejected,
+        identifiers_dropped=dropped,
+        validate_seconds=seconds,
+    )
+    context.log.info(
+        f"{len(raw):,} rows: {len(result.accepted):,} valid, {rejected:,} rejected "
+        f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
+        f"{dropped:,} identifiers dropped"
+    )
+    failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(result.accepted),
+            "rows_extracted": len(raw),
+            "rows_valid": len(result.accepted),
+            "rows_rejected": rejected,
+            "identifiers_dropped": dropped,
+            **{f"rejected_{k}": v for k, v in reject_counts.items()},
+            **{f"dropped_{k}": v for k, v in drop_counts.items()},
+            "validate_seconds": round(seconds, 3),
+            "rejects_sample": rejects_sample(result.rejects),
+            "summary": MetadataValue.md(
+                counts_table("Rejected rows by reason", reject_counts)
+                + "\n\n"
+                + counts_table("Identifiers dropped from sent rows", drop_counts)
+            ),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=PAYLOAD_CHECK,
+                passed=suite.success,
+                severity=AssetCheckSeverity.ERROR,
+                description=None if suite.success else f"failed expectations: {failed}",
+                metadata={
+                    "expectations_evaluated": len(suite.expectations),
+                    "expectations_failed": len(suite.failed),
+                    "rows_checked": len(result.accepted),
+                },
+            )
+        ],
+    )
+
+
+@asset(
+    **sync_asset,
+    deps=[validated_subscribers],
+    description=(
+        "Valid tokens the ledger (esputnik_token_ledger) does not hold for this app: a set-based "
+        "anti-join in the state database, staged in esputnik_stage_new."
+    ),
+)
+def new_esputnik_tokens(
+    context: AssetExecutionContext, warehouse: WarehouseResource, esputnik: EsputnikResource
+) -> MaterializeResult:
+    started = time.perf_counter()
+    state, batch_id = warehouse.state_engine(), batch_id_of(context)
+    valid = count_batch(state, "esputnik_stage_valid", batch_id)
+    new = stage_new_tokens(state, batch_id, esputnik.app_uuid)
+    seconds = time.perf_counter() - started
+    update_run_record(
+        state, batch_id, tokens_already_pushed=valid - new, tokens_new=new, diff_seconds=seconds
+    )
+    context.log.info(f"{valid:,} valid tokens: {valid - new:,} already pushed, {new:,} new")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": new,
+            "tokens_valid": valid,
+            "tokens_already_pushed": valid - new,
+            "tokens_new": new,
+            "diff_seconds": round(seconds, 3),
+        }
+    )
+
+
+@asset(
+    **sync_asset,
+    deps=[new_esputnik_tokens],
+    description=(
+        "New tokens posted to eSputnik (POST /v1/apps/{app_uuid}/tokens) in chunks of "
+        "ESPUTNIK_CHUNK_SIZE; each accepted chunk is written to the ledger in its own "
+        "transaction, so a rerun never resends an accepted chunk."
+    ),
+)
+def esputnik_pushed_tokens(
+    context: AssetExecutionContext, warehouse: WarehouseResource, esputnik: EsputnikResource
+) -> MaterializeResult:
+    state, batch_id = warehouse.state_engine(), batch_id_of(context)
+    client = esputnik.client()
+    try:
+        report = push_pending(
+            state, client, batch_id, context.run.run_id, esputnik.chunk_size, log=context.log.info
+        )
+    except EsputnikError as exc:
+        raise Failure(
+            f"push stopped: {exc}. Chunks accepted before this are in the ledger; "
+            "the next run sends the rest.",
+            allow_retries=False,
+        ) from None
+    finally:
+        client.close()
+    update_run_record(
+        state,
+        batch_id,
+        finished=True,
+        tokens_pushed=report.tokens_pushed,
+        chunks_pushed=report.chunks_pushed,
+        push_seconds=report.seconds,
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": report.tokens_pushed,
+            "tokens_pushed": report.tokens_pushed,
+            "chunks_pushed": report.chunks_pushed,
+            "push_seconds": round(report.seconds, 3),
+            "tokens_per_second": round(report.tokens_per_second, 1),
+            "chunk_size": esputnik.chunk_size,
+        }
+    )
+
+
+sync_assets = [
+    subscriber_extract,
+    validated_subscribers,
+    new_esputnik_tokens,
+    esputnik_pushed_tokens,
+]

@@ -1,0 +1,1 @@
+"""Pure data logic: no Dagster imports, testable on its own."""

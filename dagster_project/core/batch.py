@@ -1,0 +1,211 @@
+"""Turn an extracted batch into the rows to send and the rows refused, with reasons.
+
+Pure pandas: each identifier is normalized once per distinct raw value (phonenumbers and
+email-validator are per-value libraries), everything else is vectorized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dagster_project.core.identifiers import (
+    Normalized,
+    normalize_contact_id,
+    normalize_email,
+    normalize_external_id,
+    normalize_phone,
+    normalize_token,
+)
+
+# Why a row was not sent (outcome 'rejected').
+EMPTY_TOKEN = "empty_token"
+BLOCKED = "blocked"
+UNKNOWN_STATUS = "unknown_status"
+NO_VALID_IDENTIFIER = "no_valid_identifier"
+DUPLICATE_TOKEN = "duplicate_token"
+REJECT_REASONS = (EMPTY_TOKEN, BLOCKED, UNKNOWN_STATUS, NO_VALID_IDENTIFIER, DUPLICATE_TOKEN)
+
+# Why an identifier was left out of a payload that was still sent (outcome 'identifier_dropped').
+INVALID_CONTACT_ID = "invalid_contact_id"
+INVALID_EXTERNAL_ID = "invalid_external_customer_id"
+INVALID_PHONE = "invalid_phone"
+INVALID_EMAIL = "invalid_email"
+DROP_REASONS = (INVALID_CONTACT_ID, INVALID_EXTERNAL_ID, INVALID_PHONE, INVALID_EMAIL)
+
+REJECTED = "rejected"
+IDENTIFIER_DROPPED = "identifier_dropped"
+
+IDENTIFIERS = ("contact_id", "external_customer_id", "phone", "email")
+ACCEPTED_COLUMNS = ("source_row", "token", *IDENTIFIERS, "last_event_at")
+REJECT_COLUMNS = ("source_row", "chat_id", "customer_id", "outcome", "reason", "detail")
+RAW_COLUMNS = (
+    "source_row",
+    "chat_id",
+    "subscriber_customer_id",
+    "bot_phone",
+    "status",
+    "subscribed_at",
+    "status_changed_at",
+    "crm_customer_id",
+    "esputnik_contact_id",
+    "crm_email",
+    "crm_phone",
+)
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """Rows to send (one per token) and every refusal or dropped identifier."""
+
+    accepted: pd.DataFrame
+    rejects: pd.DataFrame
+
+    def reject_counts(self) -> dict[str, int]:
+        refused = self.rejects[self.rejects["outcome"] == REJECTED]
+        counts = refused["reason"].value_counts()
+        return {reason: int(counts.get(reason, 0)) for reason in REJECT_REASONS}
+
+    def drop_counts(self) -> dict[str, int]:
+        dropped = self.rejects[self.rejects["outcome"] == IDENTIFIER_DROPPED]
+        counts = dropped["reason"].value_counts()
+        return {reason: int(counts.get(reason, 0)) for reason in DROP_REASONS}
+
+
+def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalized]):
+    """Apply ``normalize`` once per distinct value; return (values, problems) Series."""
+    distinct = values.dropna().unique()
+    results = {raw: normalize(raw) for raw in distinct}
+    normalized = values.map(lambda raw: results[raw].value if raw in results else None)
+    problems = values.map(lambda raw: results[raw].problem if raw in results else None)
+    return normalized.astype(object), problems.astype(object)
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+
+
+def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBatch:
+    """Normalize identifiers, refuse unusable rows and keep one row per token.
+
+    Rules: token is the trimmed chat id; blocked subscribers are never sent; contactId and
+    externalCustomerId come from the joined CRM row only; phone is the CRM phone, else the one
+    shared with the bot; an invalid identifier is dropped and the row is still sent while another
+    valid one remains. When a token appears in several rows, the latest status decides whether it
+    is blocked, and the row with the richest identifiers is the one sent.
+    """
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"extracted batch lacks columns {missing}; see sql/extract_subscribers.sql"
+        )
+    df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
+    df["chat_id"] = raw["chat_id"].astype(object)
+    df["customer_id"] = raw["subscriber_customer_id"].astype(object)
+    df["token"], token_problem = _normalize_column(raw["chat_id"].astype(object), normalize_token)
+    token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
+
+    joined = raw["crm_customer_id"].notna()
+    contact_id, contact_problem = _normalize_column(
+        raw["esputnik_contact_id"].where(joined).astype(object), normalize_contact_id
+    )
+    df["contact_id"] = contact_id
+    external_id, external_problem = _normalize_column(
+        raw["crm_customer_id"].astype(object), normalize_external_id
+    )
+    df["external_customer_id"] = external_id
+
+    def phone_rule(value: object) -> Normalized:
+        return normalize_phone(value, default_region)
+
+    crm_phone, crm_phone_problem = _normalize_column(
+        raw["crm_phone"].where(joined).astype(object), phone_rule
+    )
+    bot_phone, bot_phone_problem = _normalize_column(raw["bot_phone"].astype(object), phone_rule)
+    df["phone"] = crm_phone.where(crm_phone.notna(), bot_phone)
+    # A bad bot phone only matters when it was the one to use.
+    bot_phone_problem = bot_phone_problem.where(crm_phone.isna())
+    df["email"], email_problem = _normalize_column(
+        raw["crm_email"].where(joined).astype(object), normalize_email
+    )
+
+    subscribed = _utc(raw["subscribed_at"])
+    changed = _utc(raw["status_changed_at"])
+    df["last_event_at"] = changed.where(changed > subscribed, subscribed)
+    status = (
+        raw["status"]
+        .astype(object)
+        .map(lambda s: str(s).strip().lower() if s is not None and s == s else "")
+    )
+    df["identifier_count"] = df[list(IDENTIFIERS)].notna().sum(axis=1)
+
+    drops = [
+        (INVALID_CONTACT_ID, contact_problem),
+        (INVALID_EXTERNAL_ID, external_problem),
+        (INVALID_PHONE, crm_phone_problem),
+        (INVALID_PHONE, bot_phone_problem),
+        (INVALID_EMAIL, email_problem),
+    ]
+
+    reason = pd.Series(None, index=df.index, dtype=object)
+    detail = pd.Series(None, index=df.index, dtype=object)
+    reason[token_problem.notna()] = EMPTY_TOKEN
+    detail[token_problem.notna()] = token_problem[token_problem.notna()]
+    unknown = reason.isna() & ~status.isin(["active", "blocked"])
+    reason[unknown] = UNKNOWN_STATUS
+    detail[unknown] = "status " + raw["status"].astype(str)[unknown].str.slice(0, 32).map(repr)
+
+    # One decision per token: the latest status wins (blocked on ties), the richest row is sent.
+    candidates = df[reason.isna()].assign(status=status[reason.isna()])
+    candidates = candidates.assign(
+        blocked_rank=(candidates["status"] == "blocked").astype(int),
+        has_contact=candidates["contact_id"].notna().astype(int),
+        has_external=candidates["external_customer_id"].notna().astype(int),
+    )
+    latest = candidates.sort_values(
+        ["token", "last_event_at", "blocked_rank"],
+        ascending=[True, False, False],
+        na_position="last",
+    ).drop_duplicates("token")
+    blocked_tokens = set(latest.loc[latest["status"] == "blocked", "token"])
+    is_blocked = candidates["token"].isin(blocked_tokens)
+    reason[candidates.index[is_blocked]] = BLOCKED
+    detail[candidates.index[is_blocked]] = "subscriber blocked the bot"
+
+    sendable = candidates[~is_blocked].sort_values(
+        ["token", "has_contact", "has_external", "identifier_count", "last_event_at", "source_row"],
+        ascending=[True, False, False, False, False, True],
+        na_position="last",
+    )
+    chosen_rows = sendable.drop_duplicates("token")
+    duplicates = sendable.index.difference(chosen_rows.index)
+    chosen_source = chosen_rows.set_index("token")["source_row"]
+    reason[duplicates] = DUPLICATE_TOKEN
+    detail[duplicates] = "same token sent from source row " + (
+        sendable.loc[duplicates, "token"].map(chosen_source).astype(str)
+    )
+
+    anonymous = chosen_rows.index[chosen_rows["identifier_count"] == 0]
+    reason[anonymous] = NO_VALID_IDENTIFIER
+    detail[anonymous] = [
+        "; ".join(str(p[i]) for _, p in drops if pd.notna(p[i])) or "no identifier present"
+        for i in anonymous
+    ]
+
+    accepted_index = chosen_rows.index.difference(anonymous)
+    accepted = df.loc[accepted_index, list(ACCEPTED_COLUMNS)].sort_values("source_row")
+    accepted["contact_id"] = accepted["contact_id"].astype("Int64")
+
+    refused = df.loc[reason.notna(), ["source_row", "chat_id", "customer_id"]].assign(
+        outcome=REJECTED, reason=reason[reason.notna()], detail=detail[reason.notna()]
+    )
+    dropped = [
+        df.loc[accepted_index, ["source_row", "chat_id", "customer_id"]]
+        .assign(outcome=IDENTIFIER_DROPPED, reason=drop_reason, detail=problem[accepted_index])
+        .loc[lambda frame: frame["detail"].notna()]
+        for drop_reason, problem in drops
+    ]
+    rejects = pd.concat([refused, *dropped], ignore_index=True)[list(REJECT_COLUMNS)]
+    return ValidatedBatch(accepted.reset_index(drop=True), rejects.sort_values("source_row"))

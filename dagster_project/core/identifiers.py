@@ -1,0 +1,110 @@
+"""Normalization of single contact identifiers.
+
+eSputnik only ever appends tokens, so an identifier that is wrong on the first push stays wrong:
+each function returns either a canonical value or the reason it was refused.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import pandas as pd
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+MAX_TOKEN_LENGTH = 255
+MAX_EXTERNAL_ID_LENGTH = 64
+
+
+class Normalized(NamedTuple):
+    """A normalized value, or None with a short reason why it was refused."""
+
+    value: str | int | None
+    problem: str | None = None
+
+
+def _blank(raw: object) -> bool:
+    if raw is None:
+        return True
+    if isinstance(raw, float) and math.isnan(raw):
+        return True
+    if raw is pd.NA or raw is pd.NaT:
+        return True
+    return isinstance(raw, str) and not raw.strip()
+
+
+def normalize_token(raw: object) -> Normalized:
+    """The Telegram chat id, trimmed; blank or oversized ids are refused."""
+    if _blank(raw):
+        return Normalized(None, "empty token")
+    token = str(raw).strip()
+    if len(token) > MAX_TOKEN_LENGTH:
+        return Normalized(None, f"token longer than {MAX_TOKEN_LENGTH} characters")
+    return Normalized(token)
+
+
+def normalize_contact_id(raw: object) -> Normalized:
+    """eSputnik's numeric contact id: a positive integer or nothing."""
+    if _blank(raw):
+        return Normalized(None)
+    text = str(raw).strip()
+    if text.endswith(".0"):  # integers that travelled through a float column
+        text = text[:-2]
+    if not text.isdigit() or int(text) <= 0:
+        return Normalized(None, f"contactId {raw!r} is not a positive integer")
+    return Normalized(int(text))
+
+
+def normalize_external_id(raw: object) -> Normalized:
+    """The CRM customer id, trimmed, kept verbatim otherwise (quotes and all)."""
+    if _blank(raw):
+        return Normalized(None)
+    value = str(raw).strip()
+    if len(value) > MAX_EXTERNAL_ID_LENGTH:
+        return Normalized(None, f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}")
+    return Normalized(value)
+
+
+def normalize_phone(raw: object, default_region: str | None) -> Normalized:
+    """International digits without '+', e.g. '380501234567'.
+
+    Accepts '+', spaces, dashes, dots and parentheses; a number without a country code is read
+    in ``default_region`` (ISO 3166 alpha-2), and refused when no region is configured.
+    """
+    if _blank(raw):
+        return Normalized(None)
+    text = str(raw).strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        return Normalized(None, f"phone {mask_phone(text)!r}: {exc._msg}")
+    if not phonenumbers.is_valid_number(number):
+        return Normalized(None, f"phone {mask_phone(text)!r} is not a valid number")
+    return Normalized(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
+
+
+def normalize_email(raw: object) -> Normalized:
+    """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
+    if _blank(raw):
+        return Normalized(None)
+    text = str(raw).strip().lower()
+    try:
+        info = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return Normalized(None, f"email {mask_email(text)!r}: {exc}")
+    return Normalized(info.normalized.lower())
+
+
+def mask_email(email: str) -> str:
+    """'user@example.com' -> 'u***@example.com', for logs and metadata."""
+    local, sep, domain = email.partition("@")
+    return f"{local[:1]}***{sep}{domain}" if sep else f"{email[:1]}***"
+
+
+def mask_phone(phone: str) -> str:
+    """Last three digits only, for logs and metadata."""
+    digits = [c for c in phone if c.isdigit()]
+    return "***" + "".join(digits[-3:]) if len(digits) > 3 else "***"

@@ -1,0 +1,255 @@
+"""SQL for the sync state: staging tables, the ledger of pushed tokens, the rejects.
+
+Every statement binds its values; the SQL itself lives in ``sql/*.sql`` and runs unchanged on
+SQLite and PostgreSQL. Large writes go through COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+STAGE_TABLES = ("esputnik_stage_extract", "esputnik_stage_valid", "esputnik_stage_new")
+LEDGER_COLUMNS = (
+    "app_uuid",
+    "token",
+    "contact_id",
+    "external_customer_id",
+    "phone",
+    "email",
+    "pushed_at",
+    "run_id",
+    "chunk_no",
+)
+
+
+def strip_line_comments(sql: str) -> str:
+    """Drop ``--`` comments, where SQLAlchemy would otherwise read ``:word`` as a parameter."""
+    return "\n".join(line.split("--", 1)[0].rstrip() for line in sql.splitlines()).strip()
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>`` shipped with the package, comments removed."""
+    path = resources.files("dagster_project").joinpath("sql", name)
+    return strip_line_comments(path.read_text(encoding="utf-8"))
+
+
+def split_statements(script: str) -> list[str]:
+    """Statements of a script (no semicolons inside literals in our own files)."""
+    return [stmt.strip() for stmt in script.split(";") if stmt.strip()]
+
+
+def ensure_state_schema(engine: Engine) -> None:
+    """Create the state tables if absent; safe to call at the start of every run."""
+    with engine.begin() as conn:
+        for statement in split_statements(load_sql("state_schema.sql")):
+            conn.execute(text(statement))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def db_timestamp(engine: Engine | Connection, moment: datetime) -> datetime | str:
+    """A UTC moment as the database compares it: naive datetime, or ISO text on SQLite."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if engine.dialect.name == "sqlite":
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+def _copy_rows(table, conn, keys: Sequence[str], data_iter) -> int:
+    """pandas ``to_sql`` method: PostgreSQL COPY, an order of magnitude above INSERTs."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    count = 0
+    for row in data_iter:
+        writer.writerow(["\\N" if value is None else value for value in row])
+        count += 1
+    buffer.seek(0)
+    columns = ", ".join(f'"{k}"' for k in keys)
+    dbapi = conn.connection.driver_connection
+    with dbapi.cursor() as cursor:
+        copy_sql = f"COPY {table.name} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        with cursor.copy(copy_sql) as copy:
+            copy.write(buffer.getvalue())
+    return count
+
+
+def append_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """Append a frame to an existing state table within the caller's transaction."""
+    if frame.empty:
+        return 0
+    frame = _naive_utc(frame).astype(object).where(frame.notna(), None)
+    method = _copy_rows if conn.dialect.name == "postgresql" and _is_psycopg3(conn) else "multi"
+    frame.to_sql(table, conn, if_exists="append", index=False, method=method, chunksize=5_000)
+    return len(frame)
+
+
+def _is_psycopg3(conn: Connection) -> bool:
+    return conn.dialect.driver == "psycopg"
+
+
+def delete_batch(conn: Connection, table: str, batch_id: str) -> None:
+    """Drop one batch's rows from a staging table (re-execution starts clean)."""
+    if table not in STAGE_TABLES:
+        raise ValueError(f"{table} is not a staging table")
+    conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), {"batch_id": batch_id})
+
+
+def read_batch(engine: Engine, table: str, batch_id: str) -> pd.DataFrame:
+    if table not in STAGE_TABLES:
+        raise ValueError(f"{table} is not a staging table")
+    query = text(f"SELECT * FROM {table} WHERE batch_id = :batch_id ORDER BY source_row")
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn, params={"batch_id": batch_id}).drop(columns="batch_id")
+
+
+def count_batch(engine: Engine, table: str, batch_id: str) -> int:
+    if table not in STAGE_TABLES:
+        raise ValueError(f"{table} is not a staging table")
+    with engine.connect() as conn:
+        query = text(f"SELECT COUNT(*) FROM {table} WHERE batch_id = :batch_id")
+        return int(conn.execute(query, {"batch_id": batch_id}).scalar_one())
+
+
+def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
+    """Fill ``esputnik_stage_new`` for a batch by anti-joining the ledger; return its size."""
+    with engine.begin() as conn:
+        delete_batch(conn, "esputnik_stage_new", batch_id)
+        conn.execute(
+            text(load_sql("diff_new_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
+        )
+    return count_batch(engine, "esputnik_stage_new", batch_id)
+
+
+def pending_chunks(
+    engine: Engine, batch_id: str, app_uuid: str, chunk_size: int
+) -> Iterator[list[dict]]:
+    """The batch's rows still absent from the ledger, ``chunk_size`` at a time."""
+    with engine.connect() as conn:
+        result = conn.execute(
+            text(load_sql("pending_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
+        )
+        rows = [dict(row._mapping) for row in result]
+    for start in range(0, len(rows), chunk_size):
+        yield rows[start : start + chunk_size]
+
+
+def record_chunk(
+    engine: Engine, app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict]
+) -> None:
+    """Write one accepted chunk to the ledger in its own transaction."""
+    pushed_at = utc_now()
+    ledger = pd.DataFrame(
+        [
+            {
+                "app_uuid": app_uuid,
+                "token": row["token"],
+                "contact_id": row.get("contact_id"),
+                "external_customer_id": row.get("external_customer_id"),
+                "phone": row.get("phone"),
+                "email": row.get("email"),
+                "pushed_at": pushed_at,
+                "run_id": run_id,
+                "chunk_no": chunk_no,
+            }
+            for row in rows
+        ],
+        columns=list(LEDGER_COLUMNS),
+    )
+    with engine.begin() as conn:
+        append_frame(conn, "esputnik_token_ledger", ledger)
+
+
+def purge_stale_batches(engine: Engine, older_than: datetime) -> None:
+    """Forget staging rows of batches whose last validated event predates ``older_than``.
+
+    Staging rows stay after a run so that a re-execution from failure can resume; a week later
+    they are only clutter.
+    """
+    cutoff = db_timestamp(engine, older_than)
+    with engine.begin() as conn:
+        for statement in split_statements(load_sql("purge_stale_batches.sql")):
+            conn.execute(text(statement), {"cutoff": cutoff})
+
+
+RUN_COUNTERS = (
+    "rows_extracted",
+    "rows_valid",
+    "rows_rejected",
+    "identifiers_dropped",
+    "tokens_already_pushed",
+    "tokens_new",
+    "tokens_pushed",
+    "chunks_pushed",
+    "extract_seconds",
+    "validate_seconds",
+    "diff_seconds",
+    "push_seconds",
+)
+
+
+def start_run_record(
+    engine: Engine,
+    batch_id: str,
+    run_id: str,
+    app_uuid: str,
+    window: tuple[datetime, datetime],
+) -> None:
+    """Open (or reopen, on re-execution) the batch's row in ``esputnik_sync_runs``."""
+    params = {
+        "batch_id": batch_id,
+        "run_id": run_id,
+        "app_uuid": app_uuid,
+        "window_start": db_timestamp(engine, window[0]),
+        "window_end": db_timestamp(engine, window[1]),
+        "started_at": db_timestamp(engine, utc_now()),
+    }
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM esputnik_sync_runs WHERE batch_id = :batch_id"), params)
+        conn.execute(
+            text(
+                "INSERT INTO esputnik_sync_runs (batch_id, run_id, app_uuid, window_start,"
+                " window_end, started_at) VALUES (:batch_id, :run_id, :app_uuid, :window_start,"
+                " :window_end, :started_at)"
+            ),
+            params,
+        )
+
+
+def update_run_record(
+    engine: Engine, batch_id: str, finished: bool = False, **counters: float
+) -> None:
+    """Set phase counters on the batch's run record; ``finished`` stamps finished_at."""
+    unknown = set(counters) - set(RUN_COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown run counters {sorted(unknown)}")
+    assignments = [f"{name} = :{name}" for name in counters]
+    params: dict[str, object] = {"batch_id": batch_id, **counters}
+    if finished:
+        assignments.append("finished_at = :finished_at")
+        params["finished_at"] = db_timestamp(engine, utc_now())
+    if not assignments:
+        return
+    statement = f"UPDATE esputnik_sync_runs SET {', '.join(assignments)} WHERE batch_id = :batch_id"
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)

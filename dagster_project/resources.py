@@ -1,0 +1,185 @@
+"""One ConfigurableResource per outside system, configured from environment variables."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import phonenumbers
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
+from sqlalchemy import Engine, create_engine
+
+from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
+from dagster_project.core.state import load_sql, strip_line_comments
+
+DEFAULT_CHUNK_SIZE = 500
+MAX_CHUNK_SIZE = 10_000
+
+
+def demo_warehouse_url() -> str:
+    """The embedded SQLite demo warehouse, beside the current directory's ``.demo/``."""
+    return f"sqlite:///{Path.cwd() / '.demo' / 'warehouse.sqlite'}"
+
+
+def env_or_default(name: str, default: object) -> object:
+    """An EnvVar when the variable is set (so the UI shows its name), else the default."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+def env_int_or_default(name: str, default: int) -> object:
+    return EnvVar.int(name) if os.environ.get(name) else default
+
+
+class SettingError(ValueError):
+    """A configuration value that cannot work; the message names the variable."""
+
+
+class WarehouseResource(ConfigurableResource):
+    """The CRM warehouse the subscribers are read from, and the database holding sync state.
+
+    ``url`` and ``state_url`` are SQLAlchemy URLs (``WAREHOUSE_URL``, ``SYNC_STATE_URL``). The
+    ledger, staging and rejects live in the state database, which is the warehouse by default.
+    """
+
+    url: str = Field(default_factory=demo_warehouse_url, description="WAREHOUSE_URL")
+    state_url: str | None = Field(default=None, description="SYNC_STATE_URL (default: url)")
+    extract_sql_path: str | None = Field(
+        default=None, description="WAREHOUSE_EXTRACT_SQL: your own extract query file"
+    )
+    extract_chunk_rows: int = Field(default=100_000, gt=0)
+
+    _engines: dict[str, Engine] = PrivateAttr(default_factory=dict)
+
+    def _engine(self, url: str, setting: str) -> Engine:
+        if url not in self._engines:
+            try:
+                self._engines[url] = create_engine(url, pool_pre_ping=True)
+            except Exception as exc:
+                raise SettingError(f"{setting} is not a usable SQLAlchemy URL: {exc}") from None
+        return self._engines[url]
+
+    def warehouse_engine(self) -> Engine:
+        return self._engine(self.url, "WAREHOUSE_URL")
+
+    def state_engine(self) -> Engine:
+        if self.state_url:
+            return self._engine(self.state_url, "SYNC_STATE_URL")
+        return self.warehouse_engine()
+
+    def extract_query(self) -> str:
+        if not self.extract_sql_path:
+            return load_sql("extract_subscribers.sql")
+        path = Path(self.extract_sql_path)
+        if not path.is_file():
+            raise SettingError(f"WAREHOUSE_EXTRACT_SQL={path} is not a readable file")
+        return strip_line_comments(path.read_text(encoding="utf-8"))
+
+    def describe(self, engine: Engine) -> str:
+        """The engine's URL with any password hidden, for messages."""
+        return engine.url.render_as_string(hide_password=True)
+
+    def teardown_after_execution(self, context) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+
+
+class EsputnikResource(ConfigurableResource):
+    """eSputnik's token API for one mobile/bot app.
+
+    ``api_key`` is the secret (``ESPUTNIK_API_KEY``), sent as the Basic-auth password only.
+    """
+
+    api_key: str = Field(description="ESPUTNIK_API_KEY (secret)", repr=False)
+    app_uuid: str = Field(description="ESPUTNIK_APP_UUID")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="ESPUTNIK_BASE_URL")
+    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, description="ESPUTNIK_CHUNK_SIZE")
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 60.0
+    max_retries: int = Field(default=5, description="ESPUTNIK_MAX_RETRIES per chunk")
+    backoff_seconds: float = Field(default=1.0, description="ESPUTNIK_BACKOFF_SECONDS")
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.check_settings()
+
+    def check_settings(self) -> None:
+        """Refuse settings that cannot work, naming the variable, before anything runs."""
+        if not self.api_key or not self.api_key.strip():
+            raise SettingError("ESPUTNIK_API_KEY is empty")
+        try:
+            uuid.UUID(self.app_uuid.strip())
+        except ValueError:
+            raise SettingError(f"ESPUTNIK_APP_UUID={self.app_uuid!r} is not a UUID") from None
+        if not self.base_url.startswith(("http://", "https://")):
+            raise SettingError(
+                f"ESPUTNIK_BASE_URL={self.base_url!r} must start with http:// or https://"
+            )
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise SettingError(
+                f"ESPUTNIK_CHUNK_SIZE={self.chunk_size} must be between 1 and {MAX_CHUNK_SIZE}"
+            )
+        if self.max_retries < 0:
+            raise SettingError(f"ESPUTNIK_MAX_RETRIES={self.max_retries} must be 0 or more")
+
+    def client(self) -> EsputnikClient:
+        return EsputnikClient(
+            base_url=self.base_url.rstrip("/"),
+            app_uuid=self.app_uuid.strip(),
+            api_key=self.api_key,
+            connect_timeout=self.connect_timeout_seconds,
+            read_timeout=self.read_timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_seconds,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EsputnikResource(base_url={self.base_url!r}, app_uuid={self.app_uuid!r}, api_key=***)"
+        )
+
+    __str__ = __repr__
+
+
+class SyncSettings(ConfigurableResource):
+    """Rules of the sync that are not about one outside system."""
+
+    phone_default_region: str | None = Field(
+        default="UA", description="PHONE_DEFAULT_REGION for numbers without a country code"
+    )
+    staging_retention_days: int = Field(default=7, gt=0)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.default_region()
+
+    def default_region(self) -> str | None:
+        """The ISO region for phone numbers without a country code, or None to refuse them."""
+        if not self.phone_default_region:
+            return None
+        region = self.phone_default_region.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise SettingError(
+                f"PHONE_DEFAULT_REGION={self.phone_default_region!r} is not an ISO 3166 region code"
+            )
+        return region
+
+
+def resources_from_env() -> dict[str, ConfigurableResource]:
+    """The resources of the code location, each field fed by its environment variable."""
+    return {
+        "warehouse": WarehouseResource(
+            url=env_or_default("WAREHOUSE_URL", demo_warehouse_url()),
+            state_url=env_or_default("SYNC_STATE_URL", None),
+            extract_sql_path=env_or_default("WAREHOUSE_EXTRACT_SQL", None),
+        ),
+        "esputnik": EsputnikResource(
+            api_key=EnvVar("ESPUTNIK_API_KEY"),
+            app_uuid=EnvVar("ESPUTNIK_APP_UUID"),
+            base_url=env_or_default("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL),
+            chunk_size=env_int_or_default("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
+            max_retries=env_int_or_default("ESPUTNIK_MAX_RETRIES", 5),
+        ),
+        "sync_settings": SyncSettings(
+            phone_default_region=env_or_default("PHONE_DEFAULT_REGION", "UA"),
+        ),
+    }

@@ -1,0 +1,139 @@
+"""HTTP front of the sandbox: eSputnik's token route plus ``/_sandbox/*`` inspection routes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from dagster_project.sandbox.state import BadRequest, SandboxState
+
+TOKENS_ROUTE = re.compile(r"^/api/v1/apps/(?P<app>[^/]+)/tokens/?$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: object) -> None:
+        is_text = isinstance(body, str)
+        payload = (body if is_text else json.dumps(body)).encode("utf-8")
+        self.send_response(status)
+        content_type = "text/plain" if is_text else "application/json"
+        self.send_header("Content-Type", f"{content_type}; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            _, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return password == self.server.state.api_key
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/_sandbox/state":
+            self._send(HTTPStatus.OK, self.server.state.snapshot())
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "Not found")
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        state = self.server.state
+        if self.path.rstrip("/") == "/_sandbox/reset":
+            state.reset()
+            self._send(HTTPStatus.OK, {"reset": True})
+            return
+        if self.path.rstrip("/") == "/_sandbox/contacts":
+            contacts = [state.add_contact(c) for c in json.loads(raw or b"[]")]
+            self._send(HTTPStatus.OK, {"contacts": contacts})
+            return
+        match = TOKENS_ROUTE.match(self.path)
+        if not match:
+            self._send(HTTPStatus.NOT_FOUND, "Not found")
+            return
+        with state.lock:
+            state.requests_seen += 1
+        if not self._authorized():
+            self._send(HTTPStatus.UNAUTHORIZED, "Unauthorized: wrong API key")
+            return
+        if match["app"] not in state.app_uuids:
+            self._send(HTTPStatus.NOT_FOUND, f"Application {match['app']} not found")
+            return
+        try:
+            body = json.loads(raw.decode("utf-8"))
+            state.store_tokens(match["app"], body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._send(HTTPStatus.BAD_REQUEST, "Request body is not valid UTF-8 JSON")
+            return
+        except BadRequest as exc:
+            self._send(HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        self._send(HTTPStatus.OK, "")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: SandboxState, verbose: bool) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+        self.verbose = verbose
+
+
+class SandboxServer:
+    """Runs the sandbox on a background thread; ``base_url`` is what ESPUTNIK_BASE_URL takes."""
+
+    def __init__(
+        self,
+        api_key: str,
+        app_uuids: set[str] | list[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.state = SandboxState(api_key=api_key, app_uuids=set(app_uuids))
+        self._server = _Server((host, port), self.state, verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._server.server_address[0]}:{self.port}/api"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

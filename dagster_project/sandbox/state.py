@@ -1,0 +1,112 @@
+"""The sandbox's in-memory model of eSputnik: apps, contacts and stored tokens."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+IDENTIFIER_PRIORITY = ("contactId", "externalCustomerId", "phone", "email")
+
+
+class BadRequest(Exception):
+    """A body eSputnik would answer with 400 and this text."""
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox holds; all access goes through the lock."""
+
+    api_key: str
+    app_uuids: set[str]
+    contacts: dict[int, dict] = field(default_factory=dict)
+    tokens: list[dict] = field(default_factory=list)
+    # identifier name -> value -> contact id, so resolution stays O(1) at benchmark volumes
+    index: dict[str, dict[object, int]] = field(default_factory=dict)
+    requests_seen: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_contact(self, contact: dict) -> dict:
+        """Seed a contact (as if created in eSputnik beforehand); returns it with its id."""
+        with self.lock:
+            return self._create_contact(contact, contact.get("id"))
+
+    def _create_contact(self, identifiers: dict, contact_id: int | None = None) -> dict:
+        new_id = int(contact_id) if contact_id else max(self.contacts, default=100_000) + 1
+        contact = {"id": new_id}
+        for key in IDENTIFIER_PRIORITY[1:]:
+            if identifiers.get(key):
+                contact[key] = identifiers[key]
+                self.index.setdefault(key, {}).setdefault(identifiers[key], new_id)
+        self.contacts[new_id] = contact
+        return contact
+
+    def _find_contact(self, key: str, value: object) -> dict | None:
+        if key == "contactId":
+            return self.contacts.get(int(value))
+        contact_id = self.index.get(key, {}).get(value)
+        return None if contact_id is None else self.contacts[contact_id]
+
+    def store_tokens(self, app_uuid: str, body: object) -> list[dict]:
+        """Validate a whole request, then append each token bound to its resolved contact."""
+        entries = validate_body(body)
+        with self.lock:
+            stored = []
+            for entry in entries:
+                key = next(k for k in IDENTIFIER_PRIORITY if entry.get(k) not in (None, ""))
+                contact = self._find_contact(key, entry[key])
+                created = contact is None
+                if created:
+                    contact = self._create_contact(entry)
+                record = {
+                    "app_uuid": app_uuid,
+                    "token": entry["token"],
+                    "contact_id": contact["id"],
+                    "resolved_by": key,
+                    "contact_created": created,
+                    "sent": {k: entry[k] for k in IDENTIFIER_PRIORITY if k in entry},
+                    "stored_at": datetime.now(UTC).isoformat(),
+                }
+                self.tokens.append(record)
+                stored.append(record)
+            return stored
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {
+                "apps": sorted(self.app_uuids),
+                "requests_seen": self.requests_seen,
+                "contacts": list(self.contacts.values()),
+                "tokens": list(self.tokens),
+            }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.contacts.clear()
+            self.tokens.clear()
+            self.index.clear()
+            self.requests_seen = 0
+
+
+def validate_body(body: object) -> list[dict]:
+    """The 400 rules: a ``tokens`` array whose entries each have a token and an identifier."""
+    if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):
+        raise BadRequest("Request body must be an object with a 'tokens' array")
+    entries = body["tokens"]
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise BadRequest(f"tokens[{index}] must be an object")
+        token = entry.get("token")
+        if not isinstance(token, str) or not token.strip():
+            raise BadRequest(f"tokens[{index}]: 'token' is required")
+        if not any(entry.get(k) not in (None, "") for k in IDENTIFIER_PRIORITY):
+            raise BadRequest(
+                f"tokens[{index}] (token {token!r}): one of contactId, externalCustomerId, "
+                "phone or email is required"
+            )
+        contact_id = entry.get("contactId")
+        if contact_id is not None and (not isinstance(contact_id, int) or contact_id <= 0):
+            raise BadRequest(
+                f"tokens[{index}] (token {token!r}): contactId must be a positive integer"
+            )
+    return entries

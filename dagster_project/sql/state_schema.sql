@@ -1,0 +1,100 @@
+-- Sync state: staging of each batch, the ledger of pushed tokens and the rejects.
+-- Lives in the warehouse database unless SYNC_STATE_URL names another one.
+-- Runs unchanged on SQLite and PostgreSQL.
+
+-- Raw rows of one batch, copied from the warehouse extract.
+CREATE TABLE IF NOT EXISTS esputnik_stage_extract (
+    batch_id TEXT NOT NULL,
+    source_row BIGINT NOT NULL,
+    chat_id TEXT,
+    subscriber_customer_id TEXT,
+    bot_phone TEXT,
+    status TEXT,
+    subscribed_at TIMESTAMP,
+    status_changed_at TIMESTAMP,
+    crm_customer_id TEXT,
+    esputnik_contact_id TEXT,
+    crm_email TEXT,
+    crm_phone TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_stage_extract_batch ON esputnik_stage_extract (batch_id);
+
+-- Rows of one batch that passed validation, one per token, identifiers normalized.
+CREATE TABLE IF NOT EXISTS esputnik_stage_valid (
+    batch_id TEXT NOT NULL,
+    source_row BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    contact_id BIGINT,
+    external_customer_id TEXT,
+    phone TEXT,
+    email TEXT,
+    last_event_at TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_stage_valid_batch ON esputnik_stage_valid (batch_id, token);
+
+-- Valid rows of one batch whose token the ledger does not hold yet: what the push sends.
+CREATE TABLE IF NOT EXISTS esputnik_stage_new (
+    batch_id TEXT NOT NULL,
+    source_row BIGINT NOT NULL,
+    token TEXT NOT NULL,
+    contact_id BIGINT,
+    external_customer_id TEXT,
+    phone TEXT,
+    email TEXT,
+    last_event_at TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_stage_new_batch ON esputnik_stage_new (batch_id, token);
+
+-- Every token eSputnik accepted, per app, with the identifiers it was sent with.
+CREATE TABLE IF NOT EXISTS esputnik_token_ledger (
+    app_uuid TEXT NOT NULL,
+    token TEXT NOT NULL,
+    contact_id BIGINT,
+    external_customer_id TEXT,
+    phone TEXT,
+    email TEXT,
+    pushed_at TIMESTAMP NOT NULL,
+    run_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    removed_at TIMESTAMP,
+    removal_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_token_ledger_token ON esputnik_token_ledger (app_uuid, token);
+
+-- Rows not sent (outcome 'rejected') and identifiers left out of a payload
+-- (outcome 'identifier_dropped'), each with its reason.
+CREATE TABLE IF NOT EXISTS esputnik_sync_rejects (
+    run_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    source_row BIGINT,
+    chat_id TEXT,
+    customer_id TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT,
+    recorded_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_run ON esputnik_sync_rejects (run_id);
+
+-- One row per sync run (batch): the range it covered and what each phase did.
+CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
+    batch_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    app_uuid TEXT NOT NULL,
+    window_start TIMESTAMP NOT NULL,
+    window_end TIMESTAMP NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    rows_extracted BIGINT,
+    rows_valid BIGINT,
+    rows_rejected BIGINT,
+    identifiers_dropped BIGINT,
+    tokens_already_pushed BIGINT,
+    tokens_new BIGINT,
+    tokens_pushed BIGINT,
+    chunks_pushed BIGINT,
+    extract_seconds DOUBLE PRECISION,
+    validate_seconds DOUBLE PRECISION,
+    diff_seconds DOUBLE PRECISION,
+    push_seconds DOUBLE PRECISION
+);
