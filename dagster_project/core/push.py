@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from dagster_project.core.esputnik import EsputnikClient, token_payload
-from dagster_project.core.state import pending_chunks, record_chunk
+from dagster_project.core.state import ledger_rows, pending_chunks, record_chunk
 
 
 @dataclass
@@ -44,8 +44,9 @@ def push_pending(
     every = max(1, len(chunks) // 20)
     try:
         for number, rows in enumerate(chunks, start=1):
+            ledger = ledger_rows(client.app_uuid, run_id, number, rows)
             client.post_tokens([token_payload(row) for row in rows])
-            record_chunk(engine, client.app_uuid, run_id, number, rows)
+            record_chunk(engine, ledger)
             report.tokens_pushed += len(rows)
             report.chunks_pushed += 1
             if number % every == 0 or number == len(chunks):

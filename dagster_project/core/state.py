@@ -154,11 +154,8 @@ def pending_chunks(
         yield rows[start : start + chunk_size]
 
 
-def record_chunk(
-    engine: Engine, app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict]
-) -> None:
-    """Write one accepted chunk to the ledger in its own transaction."""
-    pushed_at = utc_now()
+def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict]) -> pd.DataFrame:
+    """The ledger rows of one chunk, built before it is sent so nothing can fail after."""
     ledger = pd.DataFrame(
         [
             {
@@ -168,16 +165,21 @@ def record_chunk(
                 "external_customer_id": row.get("external_customer_id"),
                 "phone": row.get("phone"),
                 "email": row.get("email"),
-                "pushed_at": pushed_at,
                 "run_id": run_id,
                 "chunk_no": chunk_no,
             }
             for row in rows
         ],
-        columns=list(LEDGER_COLUMNS),
+        columns=[c for c in LEDGER_COLUMNS if c != "pushed_at"],
     )
+    ledger["contact_id"] = ledger["contact_id"].astype("Int64")
+    return ledger
+
+
+def record_chunk(engine: Engine, ledger: pd.DataFrame) -> None:
+    """Write one accepted chunk to the ledger in its own transaction."""
     with engine.begin() as conn:
-        append_frame(conn, "esputnik_token_ledger", ledger)
+        append_frame(conn, "esputnik_token_ledger", ledger.assign(pushed_at=utc_now()))
 
 
 def purge_stale_batches(engine: Engine, older_than: datetime) -> None:

@@ -1,0 +1,34 @@
+# Set-up and everyday commands. Everything installs into ./.venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint dev sandbox clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install  ## seed the SQLite demo warehouse, start the sandbox, sync, print a summary
+	$(BIN)/python -m dagster_project.demo
+
+test: install  ## the whole suite: unit, sandbox, SQLite and PostgreSQL end-to-end
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+dev: install  ## the Dagster UI on http://127.0.0.1:3000 (runs kept in .demo/dagster_home)
+	mkdir -p .demo/dagster_home
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+sandbox: install  ## the eSputnik sandbox in the foreground on port 8765
+	$(BIN)/python -m dagster_project.sandbox --port 8765
+
+clean:
+	rm -rf .demo .pytest_cache

@@ -1,0 +1,109 @@
+"""Builders shared by the tests: warehouse rows, resources, a sync run, sandbox look-ups."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dagster import DagsterInstance, materialize
+from sqlalchemy import Engine, create_engine, text
+
+from dagster_project.assets import sync_assets
+from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.sandbox import SandboxServer
+from dagster_project.warehouse_seed import create_warehouse_schema
+
+API_KEY = "test-secret-key-8c1f"
+APP_UUID = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": "2026-01-01",
+    "dagster/asset_partition_range_end": "2026-01-31",
+}
+
+
+def range_tags(start: str, end: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+def warehouse_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    create_warehouse_schema(engine)
+    return engine
+
+
+def add_contacts(engine: Engine, *contacts: dict) -> None:
+    rows = [
+        {"esputnik_contact_id": None, "email": None, "phone": None, "updated_at": "2026-01-01"} | c
+        for c in contacts
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO crm_contacts (customer_id, esputnik_contact_id, email, phone,"
+                " updated_at) VALUES (:customer_id, :esputnik_contact_id, :email, :phone,"
+                " :updated_at)"
+            ),
+            rows,
+        )
+
+
+def add_subscribers(engine: Engine, *subscribers: dict) -> None:
+    rows = [
+        {"customer_id": None, "phone": None, "status": "active", "status_changed_at": None} | s
+        for s in subscribers
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO telegram_subscribers (chat_id, customer_id, phone, status,"
+                " subscribed_at, status_changed_at) VALUES (:chat_id, :customer_id, :phone,"
+                " :status, :subscribed_at, :status_changed_at)"
+            ),
+            rows,
+        )
+
+
+def sync_resources(
+    warehouse_url: str, sandbox: SandboxServer, chunk_size: int = 2, **esputnik: object
+) -> dict:
+    return {
+        "warehouse": WarehouseResource(url=warehouse_url),
+        "esputnik": EsputnikResource(
+            api_key=API_KEY,
+            app_uuid=APP_UUID,
+            base_url=sandbox.base_url,
+            chunk_size=chunk_size,
+            backoff_seconds=0.01,
+            **esputnik,
+        ),
+        "sync_settings": SyncSettings(),
+    }
+
+
+def run_sync(resources: dict, tags: dict[str, str] = RANGE_TAGS, instance=None):
+    """Materialize the whole group over a partition range, as one run."""
+    return materialize(
+        sync_assets,
+        resources=resources,
+        instance=instance or DagsterInstance.ephemeral(),
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def last_metadata(result, asset_name: str) -> dict[str, object]:
+    """Metadata values of an asset's (last) materialization in a run."""
+    events = result.asset_materializations_for_node(asset_name)
+    return {key: value.value for key, value in events[-1].metadata.items()}
+
+
+def stored_tokens(sandbox: SandboxServer) -> list[dict]:
+    return sandbox.state.snapshot()["tokens"]
+
+
+def token_counts(sandbox: SandboxServer) -> Counter:
+    return Counter(t["token"] for t in stored_tokens(sandbox))
+
+
+def sent_identifiers(sandbox: SandboxServer) -> dict[str, dict]:
+    """token -> identifiers it was sent with (last copy)."""
+    return {t["token"]: t["sent"] for t in stored_tokens(sandbox)}

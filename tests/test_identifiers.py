@@ -1,0 +1,120 @@
+"""Normalization of single identifiers, without Dagster."""
+
+import pytest
+
+from dagster_project.core.identifiers import (
+    mask_email,
+    mask_phone,
+    normalize_contact_id,
+    normalize_email,
+    normalize_external_id,
+    normalize_phone,
+    normalize_token,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("123456789", "123456789"),
+        ("  -100123 ", "-100123"),
+        ("\t42\n", "42"),
+        (123, "123"),
+    ],
+)
+def test_token_is_trimmed_chat_id(raw, expected):
+    assert normalize_token(raw).value == expected
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", "\t", float("nan")])
+def test_blank_token_is_refused(raw):
+    normalized = normalize_token(raw)
+    assert normalized.value is None
+    assert normalized.problem == "empty token"
+
+
+def test_oversized_token_is_refused():
+    assert normalize_token("9" * 256).problem.startswith("token longer than")
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+380501234567", "UA", "380501234567"),
+        ("+38 (050) 123-45-67", "UA", "380501234567"),
+        ("+38.050.123.45.67", None, "380501234567"),
+        ("00380501234567", None, "380501234567"),
+        ("050 123 45 67", "UA", "380501234567"),
+        ("(050) 123-4567", "UA", "380501234567"),
+        ("+1 (415) 555-2671", "UA", "14155552671"),
+        ("415-555-2671", "US", "14155552671"),
+        ("+44 20 7946 0958", None, "442079460958"),
+    ],
+)
+def test_phone_becomes_international_digits(raw, region, expected):
+    assert normalize_phone(raw, region) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        ("12-34", "UA"),
+        ("not a phone", "UA"),
+        ("050 123 45 67", None),  # local number and no default region
+        ("+380 12", "UA"),
+        ("+999 123 456 789", "UA"),
+    ],
+)
+def test_invalid_phone_is_refused_with_reason(raw, region):
+    normalized = normalize_phone(raw, region)
+    assert normalized.value is None
+    assert normalized.problem and "phone" in normalized.problem
+    assert raw not in normalized.problem  # the reason is masked
+
+
+@pytest.mark.parametrize("raw", [None, "", "  "])
+def test_absent_phone_is_no_problem(raw):
+    assert normalize_phone(raw, "UA") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("user@example.com", "user@example.com"),
+        ("  User.Name+tag@Example.COM ", "user.name+tag@example.com"),
+        ("ÜSER@bücher.de", "üser@bücher.de"),
+    ],
+)
+def test_email_is_trimmed_lowercased(raw, expected):
+    assert normalize_email(raw) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", ["broken@", "no-at-sign", "a@b", "two@@example.com", "x y@z.com"])
+def test_invalid_email_is_refused_with_masked_reason(raw):
+    normalized = normalize_email(raw)
+    assert normalized.value is None
+    assert normalized.problem.startswith("email ")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(5, 5), ("42", 42), (" 7 ", 7), (12.0, 12), ("9007199254740993", 9007199254740993)],
+)
+def test_contact_id_positive_integer(raw, expected):
+    assert normalize_contact_id(raw) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", [0, -3, "abc", "1.5"])
+def test_contact_id_invalid(raw):
+    assert normalize_contact_id(raw).value is None
+    assert "contactId" in normalize_contact_id(raw).problem
+
+
+def test_external_id_keeps_quotes_and_sql():
+    raw = " O'Brien\"; DROP TABLE crm_contacts;-- "
+    assert normalize_external_id(raw).value == raw.strip()
+
+
+def test_masks_hide_most_of_the_value():
+    assert mask_email("user@example.com") == "u***@example.com"
+    assert mask_phone("+380501234567") == "***567"

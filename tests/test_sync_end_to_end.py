@@ -1,0 +1,165 @@
+"""The whole group materialized against the sandbox over HTTP, on SQLite and PostgreSQL."""
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import text
+
+from tests.helpers import (
+    add_contacts,
+    add_subscribers,
+    last_metadata,
+    run_sync,
+    sent_identifiers,
+    sync_resources,
+    token_counts,
+    warehouse_engine,
+)
+
+TRICKY_ID = "Q'uote\"; DROP TABLE crm_contacts;--"
+
+
+@pytest.fixture
+def january(warehouse_url):
+    """A January warehouse with every awkward case the sync must handle."""
+    engine = warehouse_engine(warehouse_url)
+    add_contacts(
+        engine,
+        {
+            "customer_id": "C-1",
+            "esputnik_contact_id": 101,
+            "email": " Ann@Example.COM ",
+            "phone": "+38 (050) 111-22-33",
+        },
+        {"customer_id": "C-2", "email": "broken@"},
+        {"customer_id": TRICKY_ID, "email": "q@example.com"},
+    )
+    add_subscribers(
+        engine,
+        {"chat_id": " 1001 ", "customer_id": "C-1", "subscribed_at": "2026-01-05 10:00:00"},
+        {"chat_id": "1002", "customer_id": "C-2", "subscribed_at": "2026-01-06 10:00:00"},
+        {"chat_id": "1003", "phone": "050-444-55-66", "subscribed_at": "2026-01-07 10:00:00"},
+        {
+            "chat_id": "1004",
+            "phone": "0504445567",
+            "status": "blocked",
+            "subscribed_at": "2026-01-08 10:00:00",
+            "status_changed_at": "2026-01-09 10:00:00",
+        },
+        {"chat_id": "1005", "subscribed_at": "2026-01-09 10:00:00"},
+        {"chat_id": "   ", "phone": "0504445568", "subscribed_at": "2026-01-10 10:00:00"},
+        {"chat_id": "1007", "customer_id": TRICKY_ID, "subscribed_at": "2026-01-11 10:00:00"},
+        {"chat_id": "1007", "phone": "0504445569", "subscribed_at": "2026-01-12 10:00:00"},
+        {"chat_id": "1008", "phone": "0504445570", "subscribed_at": "2025-12-31 23:59:59"},
+        {"chat_id": "1009", "phone": "0504445571", "subscribed_at": "2026-02-01 00:00:00"},
+        {"chat_id": "1010", "phone": "+380504445572", "subscribed_at": "2026-01-01 00:00:00"},
+        {"chat_id": "1011", "customer_id": "C-LATE", "subscribed_at": "2026-01-13 10:00:00"},
+    )
+    return engine
+
+
+def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
+    january, warehouse_url, sandbox
+):
+    result = run_sync(sync_resources(warehouse_url, sandbox))
+    assert result.success
+
+    assert token_counts(sandbox) == Counter(
+        dict.fromkeys(["1001", "1002", "1003", "1007", "1010"], 1)
+    )
+    sent = sent_identifiers(sandbox)
+    assert sent["1001"] == {
+        "contactId": 101,
+        "externalCustomerId": "C-1",
+        "phone": "380501112233",
+        "email": "ann@example.com",
+    }
+    assert sent["1002"] == {"externalCustomerId": "C-2"}  # bad email dropped
+    assert sent["1003"] == {"phone": "380504445566"}
+    assert sent["1007"] == {"externalCustomerId": TRICKY_ID, "email": "q@example.com"}
+    assert sent["1010"] == {"phone": "380504445572"}
+
+    with january.connect() as conn:
+        rejects = set(
+            conn.execute(text("SELECT chat_id, outcome, reason FROM esputnik_sync_rejects")).all()
+        )
+        ledger = conn.execute(
+            text("SELECT COUNT(*), COUNT(DISTINCT token) FROM esputnik_token_ledger")
+        ).one()
+    assert rejects == {
+        ("1002", "identifier_dropped", "invalid_email"),
+        ("1004", "rejected", "blocked"),
+        ("1005", "rejected", "no_valid_identifier"),
+        ("   ", "rejected", "empty_token"),
+        ("1007", "rejected", "duplicate_token"),
+        ("1011", "rejected", "no_valid_identifier"),
+    }
+    assert tuple(ledger) == (5, 5)
+
+    extract = last_metadata(result, "subscriber_extract")
+    validated = last_metadata(result, "validated_subscribers")
+    diff = last_metadata(result, "new_esputnik_tokens")
+    pushed = last_metadata(result, "esputnik_pushed_tokens")
+    assert extract["rows_extracted"] == 10  # 1008 and 1009 fall outside the range
+    assert validated["rows_valid"] == 5
+    assert validated["rejected_blocked"] == 1
+    assert validated["rejected_no_valid_identifier"] == 2
+    assert validated["rejected_empty_token"] == 1
+    assert validated["rejected_duplicate_token"] == 1
+    assert validated["dropped_invalid_email"] == 1
+    assert "no_valid_identifier" in validated["rejects_sample"]
+    assert (diff["tokens_new"], diff["tokens_already_pushed"]) == (5, 0)
+    assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (5, 3)
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == "payload_contract" and check.passed
+
+
+def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehouse_url, sandbox):
+    resources = sync_resources(warehouse_url, sandbox)
+    assert run_sync(resources).success
+    first = token_counts(sandbox)
+
+    rerun = run_sync(resources)
+    assert rerun.success
+    assert token_counts(sandbox) == first
+    assert last_metadata(rerun, "new_esputnik_tokens")["tokens_new"] == 0
+    assert last_metadata(rerun, "esputnik_pushed_tokens")["tokens_pushed"] == 0
+
+    # Overnight: 1011's CRM contact lands, and a new subscriber arrives.
+    add_contacts(january, {"customer_id": "C-LATE", "phone": "0671234567"})
+    add_subscribers(
+        january, {"chat_id": "1012", "phone": "0671234568", "subscribed_at": "2026-01-20 08:00:00"}
+    )
+    third = run_sync(resources)
+    assert third.success
+    assert token_counts(sandbox) == first + Counter({"1011": 1, "1012": 1})
+    assert sent_identifiers(sandbox)["1011"] == {
+        "externalCustomerId": "C-LATE",
+        "phone": "380671234567",
+    }
+    assert last_metadata(third, "new_esputnik_tokens")["tokens_already_pushed"] == 5
+
+
+def test_rows_just_outside_the_range_are_sent_by_the_run_that_covers_them(
+    january, warehouse_url, sandbox
+):
+    resources = sync_resources(warehouse_url, sandbox)
+    assert run_sync(resources).success
+    assert run_sync(resources, tags={"dagster/partition": "2025-12-31"}).success
+    assert token_counts(sandbox)["1008"] == 1
+    assert "1009" not in token_counts(sandbox)
+
+
+def test_run_history_records_each_phase(january, warehouse_url, sandbox):
+    result = run_sync(sync_resources(warehouse_url, sandbox))
+    with january.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT run_id, rows_extracted, rows_valid, rows_rejected, tokens_new,"
+                " tokens_pushed, chunks_pushed, finished_at FROM esputnik_sync_runs"
+            )
+        ).one()
+    assert row.run_id == result.run_id
+    assert (row.rows_extracted, row.rows_valid, row.rows_rejected) == (10, 5, 5)
+    assert (row.tokens_new, row.tokens_pushed, row.chunks_pushed) == (5, 5, 3)
+    assert row.finished_at is not None
