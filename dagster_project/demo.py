@@ -41,7 +41,9 @@ def _wait_for(url: str, seconds: float = 15.0) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"the sandbox did not answer at {url} within {seconds:.0f}s")
+                raise SystemExit(
+                    f"the sandbox did not answer at {url} within {seconds:.0f}s"
+                ) from None
             time.sleep(0.2)
 
 

@@ -1,0 +1,67 @@
+"""The documented range command, run twice through the real CLI on PostgreSQL."""
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.helpers import (
+    API_KEY,
+    APP_UUID,
+    add_contacts,
+    add_subscribers,
+    token_counts,
+    warehouse_engine,
+)
+
+RANGE = "2026-01-01...2026-11-23"
+
+
+def materialize_range(env: dict[str, str]) -> subprocess.CompletedProcess:
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [
+        str(dagster), "asset", "materialize", "-m", "dagster_project.definitions",
+        "--select", "group:esputnik_token_sync", "--partition-range", RANGE,
+    ]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox, tmp_path):
+    engine = warehouse_engine(postgres_url)
+    add_contacts(engine, {"customer_id": "C-1", "esputnik_contact_id": 7, "email": "a@example.com"})
+    add_subscribers(
+        engine,
+        {"chat_id": "1", "customer_id": "C-1", "subscribed_at": "2026-01-01 00:00:00"},
+        {"chat_id": "2", "phone": "0501234567", "subscribed_at": "2026-06-15 12:00:00"},
+        {"chat_id": "3", "subscribed_at": "2026-11-23 23:59:59"},  # no identifier yet
+        {"chat_id": "4", "phone": "0501234568", "subscribed_at": "2026-11-24 00:00:00"},  # outside
+    )
+    (tmp_path / "home").mkdir()
+    env = os.environ | {
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "WAREHOUSE_URL": postgres_url,
+        "ESPUTNIK_API_KEY": API_KEY,
+        "ESPUTNIK_APP_UUID": APP_UUID,
+        "ESPUTNIK_BASE_URL": sandbox.base_url,
+    }
+    first = materialize_range(env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1})
+    assert API_KEY not in first.stdout + first.stderr
+
+    add_contacts(engine, {"customer_id": "C-3", "phone": "+380671112233"})
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE telegram_subscribers SET customer_id = 'C-3' WHERE chat_id = '3'"
+        )
+    add_subscribers(
+        engine, {"chat_id": "5", "phone": "0501234569", "subscribed_at": "2026-03-03 03:03:03"}
+    )
+    second = materialize_range(env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "3": 1, "5": 1})
+    assert {t["token"]: t["sent"] for t in sandbox.state.snapshot()["tokens"]}["3"] == {
+        "externalCustomerId": "C-3",
+        "phone": "380671112233",
+    }

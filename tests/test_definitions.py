@@ -1,0 +1,41 @@
+"""The code location loads and exposes the names operations scripts rely on."""
+
+import itertools
+
+from dagster import AssetKey, DailyPartitionsDefinition
+
+from dagster_project.assets import GROUP
+from dagster_project.definitions import defs
+
+SYNC_ASSETS = [
+    "subscriber_extract",
+    "validated_subscribers",
+    "new_esputnik_tokens",
+    "esputnik_pushed_tokens",
+]
+
+
+def test_sync_assets_form_the_group_in_order():
+    graph = defs.resolve_asset_graph()
+    keys = {key for key in graph.get_all_asset_keys() if graph.get(key).group_name == GROUP}
+    assert keys == {AssetKey(name) for name in SYNC_ASSETS}
+    for upstream, downstream in itertools.pairwise(SYNC_ASSETS):
+        assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
+
+
+def test_daily_utc_partitions_from_2020_run_as_one_backfill():
+    graph = defs.resolve_asset_graph()
+    for name in SYNC_ASSETS:
+        node = graph.get(AssetKey(name))
+        partitions = node.partitions_def
+        assert isinstance(partitions, DailyPartitionsDefinition)
+        assert partitions.start.strftime("%Y-%m-%d") == "2020-01-01"
+        assert partitions.timezone == "UTC"
+        assert node.backfill_policy.max_partitions_per_run is None  # single run
+        assert node.description
+
+
+def test_payload_check_blocks_the_push():
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert checks["payload_contract"].blocking

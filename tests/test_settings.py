@@ -1,0 +1,107 @@
+"""Bad or missing settings stop the run at its start, with a message naming the setting."""
+
+import pytest
+from dagster import DagsterInstance, DagsterInvalidConfigError
+
+from dagster_project.resources import EsputnikResource, WarehouseResource, resources_from_env
+from tests.helpers import (
+    API_KEY,
+    APP_UUID,
+    run_sync,
+    sync_resources,
+    token_counts,
+    warehouse_engine,
+)
+
+
+def failure_message(result) -> str:
+    """Every error text the run recorded, causes included."""
+    errors = [getattr(e.event_specific_data, "error", None) for e in result.all_events]
+    return "\n".join(error.to_string() for error in errors if error is not None)
+
+
+@pytest.fixture
+def env(monkeypatch, sandbox, sqlite_url):
+    monkeypatch.setenv("ESPUTNIK_API_KEY", API_KEY)
+    monkeypatch.setenv("ESPUTNIK_APP_UUID", APP_UUID)
+    monkeypatch.setenv("ESPUTNIK_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("WAREHOUSE_URL", sqlite_url)
+    warehouse_engine(sqlite_url)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("missing", ["ESPUTNIK_API_KEY", "ESPUTNIK_APP_UUID"])
+def test_missing_required_setting_fails_before_any_step(env, missing):
+    env.delenv(missing)
+    with pytest.raises(DagsterInvalidConfigError, match=missing):
+        run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+
+
+def test_env_settings_reach_the_resources(env):
+    env.setenv("ESPUTNIK_CHUNK_SIZE", "250")
+    result = run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+    assert result.success
+    assert (
+        result.asset_materializations_for_node("esputnik_pushed_tokens")[0]
+        .metadata["chunk_size"]
+        .value
+        == 250
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ESPUTNIK_APP_UUID", "not-a-uuid"),
+        ("ESPUTNIK_BASE_URL", "esputnik.com/api"),
+        ("ESPUTNIK_CHUNK_SIZE", "0"),
+        ("PHONE_DEFAULT_REGION", "XX"),
+    ],
+)
+def test_unusable_setting_fails_at_start_naming_it(env, variable, value):
+    env.setenv(variable, value)
+    result = run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+    assert not result.success
+    assert variable in failure_message(result)
+    assert not result.asset_materializations_for_node("subscriber_extract")
+
+
+def test_wrong_api_key_fails_with_what_to_check(sqlite_url, sandbox):
+    warehouse_engine(sqlite_url)
+    from tests.helpers import add_subscribers
+
+    add_subscribers(
+        warehouse_engine(sqlite_url),
+        {"chat_id": "1", "phone": "0501234567", "subscribed_at": "2026-01-02 00:00:00"},
+    )
+    resources = sync_resources(sqlite_url, sandbox)
+    resources["esputnik"] = EsputnikResource(
+        api_key="not-the-key-5f2", app_uuid=APP_UUID, base_url=sandbox.base_url
+    )
+    result = run_sync(resources)
+    assert not result.success
+    message = failure_message(result)
+    assert "ESPUTNIK_API_KEY" in message and "not-the-key-5f2" not in message
+    assert token_counts(sandbox) == {}
+
+
+def test_warehouse_without_the_tables_says_what_to_do(tmp_path, sandbox):
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    resources = sync_resources(empty, sandbox)
+    result = run_sync(resources)
+    assert not result.success
+    message = failure_message(result)
+    assert "telegram_subscribers" in message and "WAREHOUSE_URL" in message
+
+
+def test_bad_warehouse_url_names_the_setting(sandbox):
+    resources = sync_resources("nosuchdialect://x", sandbox)
+    result = run_sync(resources, instance=DagsterInstance.ephemeral())
+    assert "WAREHOUSE_URL" in failure_message(result)
+
+
+def test_resource_repr_hides_the_key():
+    resource = WarehouseResource()
+    esputnik = EsputnikResource(api_key=API_KEY, app_uuid=APP_UUID)
+    assert API_KEY not in repr(esputnik) and API_KEY not in str(esputnik)
+    assert "warehouse.sqlite" in resource.url
