@@ -24,10 +24,12 @@ from dagster_project.core.batch import validate_batch
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME, validate_payload
 from dagster_project.core.extract import ExtractError, extract_in_database, extract_streaming
-from dagster_project.core.push import push_pending
+from dagster_project.core.locks import PushLockTimeout
+from dagster_project.core.push import PushOptions, push_pending
 from dagster_project.core.state import (
     append_frame,
     count_batch,
+    count_quarantined,
     delete_batch,
     ensure_state_schema,
     purge_stale_batches,
@@ -38,10 +40,16 @@ from dagster_project.core.state import (
     utc_now,
 )
 from dagster_project.partitions import single_run_backfill, subscribed_date_partitions
-from dagster_project.reporting import counts_table, rejects_sample
+from dagster_project.reporting import (
+    counts_table,
+    payload_sample,
+    quarantine_sample,
+    rejects_sample,
+)
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
 
 GROUP = "esputnik_token_sync"
+PUSH_POOL = "esputnik_push"
 PAYLOAD_CHECK = "payload_contract"
 
 sync_asset = dict(
@@ -216,16 +224,27 @@ def new_esputnik_tokens(
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
     valid = count_batch(state, "esputnik_stage_valid", batch_id)
     new = stage_new_tokens(state, batch_id, esputnik.app_uuid)
+    held_back = count_quarantined(state, batch_id, esputnik.app_uuid)
+    already = valid - new - held_back
     seconds = time.perf_counter() - started
     update_run_record(
-        state, batch_id, tokens_already_pushed=valid - new, tokens_new=new, diff_seconds=seconds
+        state,
+        batch_id,
+        tokens_already_pushed=already,
+        tokens_new=new,
+        tokens_quarantine_skipped=held_back,
+        diff_seconds=seconds,
     )
-    context.log.info(f"{valid:,} valid tokens: {valid - new:,} already pushed, {new:,} new")
+    context.log.info(
+        f"{valid:,} valid tokens: {already:,} already pushed, {held_back:,} quarantined "
+        f"with unchanged identifiers, {new:,} new"
+    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": new,
             "tokens_valid": valid,
-            "tokens_already_pushed": valid - new,
+            "tokens_already_pushed": already,
+            "tokens_quarantine_skipped": held_back,
             "tokens_new": new,
             "diff_seconds": round(seconds, 3),
         }
@@ -235,22 +254,36 @@ def new_esputnik_tokens(
 @asset(
     **sync_asset,
     deps=[new_esputnik_tokens],
+    pool=PUSH_POOL,
     description=(
         "New tokens posted to eSputnik (POST /v1/apps/{app_uuid}/tokens) in chunks of "
         "ESPUTNIK_CHUNK_SIZE; each accepted chunk is written to the ledger in its own "
-        "transaction, so a rerun never resends an accepted chunk."
+        "transaction, so a rerun never resends an accepted chunk. A chunk refused with 400 is "
+        "split until the offending tokens are alone; those are quarantined with the reason. "
+        "Runs under a push lock (Dagster pool + database lock): concurrent runs never send the "
+        "same token twice. With SYNC_DRY_RUN it only reports what it would send."
     ),
 )
 def esputnik_pushed_tokens(
-    context: AssetExecutionContext, warehouse: WarehouseResource, esputnik: EsputnikResource
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
 ) -> MaterializeResult:
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
+    options = PushOptions(
+        chunk_size=esputnik.chunk_size,
+        max_in_flight=esputnik.max_in_flight,
+        requests_per_second=esputnik.requests_per_second,
+        dry_run=sync_settings.dry_run,
+        lock_wait_seconds=sync_settings.push_lock_wait_seconds,
+    )
     client = esputnik.client()
     try:
         report = push_pending(
-            state, client, batch_id, context.run.run_id, esputnik.chunk_size, log=context.log.info
+            state, client, batch_id, context.run.run_id, options, log=context.log.info
         )
-    except EsputnikError as exc:
+    except (EsputnikError, PushLockTimeout) as exc:
         raise Failure(
             f"push stopped: {exc}. Chunks accepted before this are in the ledger; "
             "the next run sends the rest.",
@@ -258,22 +291,36 @@ def esputnik_pushed_tokens(
         ) from None
     finally:
         client.close()
-    update_run_record(
-        state,
-        batch_id,
-        finished=True,
-        tokens_pushed=report.tokens_pushed,
-        chunks_pushed=report.chunks_pushed,
-        push_seconds=report.seconds,
-    )
+    if not report.dry_run:
+        update_run_record(
+            state,
+            batch_id,
+            finished=True,
+            tokens_pushed=report.tokens_pushed,
+            tokens_quarantined=report.tokens_quarantined,
+            chunks_pushed=report.chunks_pushed,
+            requests_sent=report.requests_sent,
+            push_seconds=report.seconds,
+        )
+    if report.tokens_quarantined:
+        context.log.warning(
+            f"{report.tokens_quarantined} tokens refused by eSputnik and quarantined "
+            "(table esputnik_token_quarantine); they are retried once their identifiers change"
+        )
     return MaterializeResult(
         metadata={
             "dagster/row_count": report.tokens_pushed,
+            "dry_run": report.dry_run,
+            "tokens_pending": report.tokens_pending,
             "tokens_pushed": report.tokens_pushed,
+            "tokens_quarantined": report.tokens_quarantined,
             "chunks_pushed": report.chunks_pushed,
+            "requests_sent": report.requests_sent,
             "push_seconds": round(report.seconds, 3),
             "tokens_per_second": round(report.tokens_per_second, 1),
             "chunk_size": esputnik.chunk_size,
+            "quarantined_sample": quarantine_sample(report.quarantined),
+            **({"would_send_sample": payload_sample(report.would_send)} if report.dry_run else {}),
         }
     )
 

@@ -27,20 +27,47 @@ def rejects_sample(rejects: pd.DataFrame) -> MetadataValue:
     if rejects.empty:
         return MetadataValue.md("_no rejected rows_")
     sample = rejects.groupby("reason", sort=True).head(3).head(SAMPLE_ROWS)
-    lines = [
-        "| source row | chat id | customer id | outcome | reason | detail |",
-        "|---|---|---|---|---|---|",
+    rows = [
+        [
+            str(row.source_row),
+            mask_identifier(row.chat_id),
+            mask_identifier(row.customer_id),
+            row.outcome,
+            row.reason,
+            str(row.detail or "")[:80],
+        ]
+        for row in sample.itertuples()
     ]
-    for row in sample.itertuples():
-        detail = str(row.detail or "").replace("|", "/")[:80]
-        lines.append(
-            f"| {row.source_row} | {mask_identifier(row.chat_id)} | "
-            f"{mask_identifier(row.customer_id)} | {row.outcome} | {row.reason} | {detail} |"
-        )
-    return MetadataValue.md("\n".join(lines))
+    header = ["source row", "chat id", "customer id", "outcome", "reason", "detail"]
+    return _markdown_table(header, rows)
 
 
 def counts_table(title: str, counts: dict[str, int | float]) -> str:
     lines = [f"**{title}**", "", "| measure | value |", "|---|---|"]
     lines += [f"| {name} | {value:,} |" for name, value in counts.items()]
     return "\n".join(lines)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> MetadataValue:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return MetadataValue.md("\n".join(lines))
+
+
+def quarantine_sample(quarantined: list[tuple[str, str]]) -> MetadataValue:
+    """Tokens eSputnik refused, masked, with its reason (the token masked in it too)."""
+    if not quarantined:
+        return MetadataValue.md("_no token quarantined_")
+    rows = [
+        [mask_identifier(token), reason.replace(token, mask_identifier(token))[:120]]
+        for token, reason in quarantined[:SAMPLE_ROWS]
+    ]
+    return _markdown_table(["token", "eSputnik's reason"], rows)
+
+
+def payload_sample(rows: list[dict]) -> MetadataValue:
+    """What a dry run would send, identifiers masked."""
+    if not rows:
+        return MetadataValue.md("_nothing to send_")
+    columns = ["token", "contact_id", "external_customer_id", "phone", "email"]
+    return _markdown_table(columns, [[mask_identifier(r.get(c)) for c in columns] for r in rows])

@@ -18,6 +18,10 @@ DEFAULT_CHUNK_SIZE = 500
 MAX_CHUNK_SIZE = 10_000
 
 
+class SettingError(ValueError):
+    """A configuration value that cannot work; the message names the variable."""
+
+
 def demo_warehouse_url() -> str:
     """The embedded SQLite demo warehouse, beside the current directory's ``.demo/``."""
     return f"sqlite:///{Path.cwd() / '.demo' / 'warehouse.sqlite'}"
@@ -32,8 +36,26 @@ def env_int_or_default(name: str, default: int) -> object:
     return EnvVar.int(name) if os.environ.get(name) else default
 
 
-class SettingError(ValueError):
-    """A configuration value that cannot work; the message names the variable."""
+def env_float_or_default(name: str, default: float) -> float:
+    """Dagster's EnvVar has no float form: parsed here, with an error naming the variable."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a number") from None
+
+
+def env_bool_or_default(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{name}={raw!r} must be true or false")
 
 
 class WarehouseResource(ConfigurableResource):
@@ -97,8 +119,13 @@ class EsputnikResource(ConfigurableResource):
     chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, description="ESPUTNIK_CHUNK_SIZE")
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
-    max_retries: int = Field(default=5, description="ESPUTNIK_MAX_RETRIES per chunk")
+    max_retries: int = Field(default=5, description="ESPUTNIK_MAX_RETRIES per request")
     backoff_seconds: float = Field(default=1.0, description="ESPUTNIK_BACKOFF_SECONDS")
+    backoff_max_seconds: float = Field(default=60.0, description="ESPUTNIK_BACKOFF_MAX_SECONDS")
+    max_in_flight: int = Field(default=1, description="ESPUTNIK_MAX_IN_FLIGHT requests at once")
+    requests_per_second: float = Field(
+        default=0.0, description="ESPUTNIK_REQUESTS_PER_SECOND (0: no client-side limit)"
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.check_settings()
@@ -121,6 +148,12 @@ class EsputnikResource(ConfigurableResource):
             )
         if self.max_retries < 0:
             raise SettingError(f"ESPUTNIK_MAX_RETRIES={self.max_retries} must be 0 or more")
+        if not 1 <= self.max_in_flight <= 32:
+            raise SettingError(f"ESPUTNIK_MAX_IN_FLIGHT={self.max_in_flight} must be 1 to 32")
+        if self.requests_per_second < 0:
+            raise SettingError(
+                f"ESPUTNIK_REQUESTS_PER_SECOND={self.requests_per_second} must be 0 or more"
+            )
 
     def client(self) -> EsputnikClient:
         return EsputnikClient(
@@ -131,6 +164,8 @@ class EsputnikResource(ConfigurableResource):
             read_timeout=self.read_timeout_seconds,
             max_retries=self.max_retries,
             backoff_factor=self.backoff_seconds,
+            backoff_max=self.backoff_max_seconds,
+            pool_size=self.max_in_flight,
         )
 
     def __repr__(self) -> str:
@@ -148,6 +183,12 @@ class SyncSettings(ConfigurableResource):
         default="UA", description="PHONE_DEFAULT_REGION for numbers without a country code"
     )
     staging_retention_days: int = Field(default=7, gt=0)
+    dry_run: bool = Field(
+        default=False, description="SYNC_DRY_RUN: report what would be sent; send nothing"
+    )
+    push_lock_wait_seconds: float = Field(
+        default=3600.0, description="SYNC_PUSH_LOCK_WAIT_SECONDS for a concurrent run's push"
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.default_region()
@@ -178,8 +219,14 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
             base_url=env_or_default("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL),
             chunk_size=env_int_or_default("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             max_retries=env_int_or_default("ESPUTNIK_MAX_RETRIES", 5),
+            backoff_seconds=env_float_or_default("ESPUTNIK_BACKOFF_SECONDS", 1.0),
+            backoff_max_seconds=env_float_or_default("ESPUTNIK_BACKOFF_MAX_SECONDS", 60.0),
+            max_in_flight=env_int_or_default("ESPUTNIK_MAX_IN_FLIGHT", 1),
+            requests_per_second=env_float_or_default("ESPUTNIK_REQUESTS_PER_SECOND", 0.0),
         ),
         "sync_settings": SyncSettings(
             phone_default_region=env_or_default("PHONE_DEFAULT_REGION", "UA"),
+            dry_run=env_bool_or_default("SYNC_DRY_RUN", False),
+            push_lock_wait_seconds=env_float_or_default("SYNC_PUSH_LOCK_WAIT_SECONDS", 3600.0),
         ),
     }

@@ -39,7 +39,7 @@ REJECTED = "rejected"
 IDENTIFIER_DROPPED = "identifier_dropped"
 
 IDENTIFIERS = ("contact_id", "external_customer_id", "phone", "email")
-ACCEPTED_COLUMNS = ("source_row", "token", *IDENTIFIERS, "last_event_at")
+ACCEPTED_COLUMNS = ("source_row", "token", *IDENTIFIERS, "fingerprint", "last_event_at")
 REJECT_COLUMNS = ("source_row", "chat_id", "customer_id", "outcome", "reason", "detail")
 RAW_COLUMNS = (
     "source_row",
@@ -72,6 +72,21 @@ class ValidatedBatch:
         dropped = self.rejects[self.rejects["outcome"] == IDENTIFIER_DROPPED]
         counts = dropped["reason"].value_counts()
         return {reason: int(counts.get(reason, 0)) for reason in DROP_REASONS}
+
+
+def fingerprint(frame: pd.DataFrame) -> pd.Series:
+    """The identifiers a token is sent with, as one comparable string.
+
+    A quarantined token is retried only when this changes (its data was fixed).
+    """
+    parts = [
+        prefix + frame[column].astype("string").fillna("")
+        for prefix, column in zip(("c:", "|x:", "|p:", "|e:"), IDENTIFIERS, strict=True)
+    ]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined + part
+    return combined.astype(object)
 
 
 def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalized]):
@@ -195,8 +210,10 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     ]
 
     accepted_index = chosen_rows.index.difference(anonymous)
-    accepted = df.loc[accepted_index, list(ACCEPTED_COLUMNS)].sort_values("source_row")
+    accepted = df.loc[accepted_index, [c for c in ACCEPTED_COLUMNS if c != "fingerprint"]]
+    accepted = accepted.sort_values("source_row")
     accepted["contact_id"] = accepted["contact_id"].astype("Int64")
+    accepted["fingerprint"] = fingerprint(accepted)
 
     refused = df.loc[reason.notna(), ["source_row", "chat_id", "customer_id"]].assign(
         outcome=REJECTED, reason=reason[reason.notna()], detail=detail[reason.notna()]

@@ -1,8 +1,13 @@
 """HTTP client for eSputnik's `POST /v1/apps/{app_uuid}/tokens`.
 
 Transient failures (429 honouring Retry-After, 5xx, resets, timeouts) are retried by urllib3's
-``Retry`` with exponential backoff and jitter; account errors stop at once, since retrying a wrong
-key or app uuid only hammers the API. The API key travels only in the Authorization header and is
+``Retry`` with exponential backoff and jitter, at most ``max_retries`` times a request and never
+waiting longer than ``backoff_max`` at once; account errors (401/403/404) stop at once, since
+retrying a wrong key or app uuid only hammers the API.
+
+Retrying a POST is safe except after a read timeout or a dropped response: eSputnik may have
+stored the chunk already, and a token sent again is stored again. That one chunk is the only
+duplicate the sync can cause; waiting for it instead would lose the whole run. The API key travels only in the Authorization header and is
 never part of a message, exception or repr.
 """
 
@@ -46,6 +51,24 @@ class EsputnikUnavailableError(EsputnikError):
     """Retries spent on 429/5xx or network failures; the chunk may be sent again later."""
 
 
+class EsputnikTooLargeError(EsputnikError):
+    """413: the body is over eSputnik's size limit; a smaller chunk may pass."""
+
+
+class _BoundedRetry(Retry):
+    """urllib3's Retry with ``Retry-After`` capped, so one answer cannot stall a run for hours."""
+
+    retry_after_max: float = 60.0
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.retry_after_max)
+
+    def new(self, **kw):  # keep the cap on the copies urllib3 makes per attempt
+        retry = super().new(**kw)
+        retry.retry_after_max = self.retry_after_max
+        return retry
+
+
 def token_payload(row: Mapping[str, object]) -> dict[str, object]:
     """One ``tokens[]`` entry: the token plus every identifier present, in eSputnik's names."""
     entry: dict[str, object] = {"token": row["token"]}
@@ -69,10 +92,11 @@ class EsputnikClient:
     backoff_factor: float = 1.0
     backoff_max: float = 60.0
     user_name: str = "esputnik-telegram-sync"
+    pool_size: int = 1
 
     def __post_init__(self) -> None:
         self.url = f"{self.base_url.rstrip('/')}/v1/apps/{self.app_uuid}/tokens"
-        retry = Retry(
+        retry = _BoundedRetry(
             total=self.max_retries,
             connect=self.max_retries,
             read=self.max_retries,
@@ -86,8 +110,9 @@ class EsputnikClient:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
+        retry.retry_after_max = self.backoff_max
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=self.pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.auth = (self.user_name, self.api_key)
@@ -130,6 +155,8 @@ class EsputnikClient:
             )
         if status == 400:
             raise EsputnikRejectedError(f"eSputnik rejected the chunk (400): {reason}", reason)
+        if status == 413:
+            raise EsputnikTooLargeError(f"eSputnik refused the body as too large (413): {reason}")
         raise EsputnikUnavailableError(f"eSputnik answered {status} at {self.url}: {reason}")
 
     def close(self) -> None:

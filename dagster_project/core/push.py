@@ -1,30 +1,123 @@
 """Send a batch's pending tokens to eSputnik chunk by chunk, recording each accepted chunk.
 
-The ledger write of a chunk commits right after eSputnik accepts it, so a run that dies loses
-nothing and resends at most the one chunk that was in flight.
+Guarantees, in order of importance:
+- nothing is lost: a chunk is written to the ledger in its own transaction as soon as eSputnik
+  accepts it, and a run that fails or dies leaves the rest for the next run;
+- nothing is sent twice, except the chunks in flight when a run dies or whose response is lost
+  (at most ``max_in_flight`` chunks, one by default);
+- one bad token does not block its chunk: a 400 splits the chunk in halves until the offending
+  tokens stand alone; those are quarantined with eSputnik's reason and the rest is sent.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from dagster_project.core.esputnik import EsputnikClient, token_payload
-from dagster_project.core.state import ledger_rows, pending_chunks, record_chunk
+from dagster_project.core.esputnik import (
+    EsputnikClient,
+    EsputnikRejectedError,
+    EsputnikTooLargeError,
+    token_payload,
+)
+from dagster_project.core.locks import push_lock
+from dagster_project.core.state import ledger_rows, pending_chunks, quarantine_token, record_chunk
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    chunk_size: int
+    max_in_flight: int = 1
+    requests_per_second: float = 0.0  # 0 disables the client-side limit
+    dry_run: bool = False
+    lock_wait_seconds: float = 3600.0
 
 
 @dataclass
 class PushReport:
+    tokens_pending: int = 0
     tokens_pushed: int = 0
     chunks_pushed: int = 0
+    requests_sent: int = 0
+    tokens_quarantined: int = 0
     seconds: float = 0.0
+    dry_run: bool = False
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    would_send: list[dict] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens_pushed / self.seconds if self.seconds else 0.0
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1 / per_second`` apart, across threads."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class _Delivery:
+    """Sends chunks, bisecting refused ones, and records each outcome as it happens."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: EsputnikClient,
+        run_id: str,
+        limiter: RateLimiter,
+        report: PushReport,
+        progress: Callable[[], None],
+    ) -> None:
+        self.engine, self.client, self.run_id = engine, client, run_id
+        self.limiter, self.report, self.progress = limiter, report, progress
+        self.lock = threading.Lock()
+
+    def deliver(self, chunk_no: int, rows: Sequence[dict]) -> None:
+        ledger = ledger_rows(self.client.app_uuid, self.run_id, chunk_no, rows)
+        self.limiter.wait()
+        with self.lock:
+            self.report.requests_sent += 1
+        try:
+            self.client.post_tokens([token_payload(row) for row in rows])
+        except (EsputnikRejectedError, EsputnikTooLargeError) as exc:
+            if len(rows) == 1:
+                reason = getattr(exc, "reason", None) or str(exc)
+                quarantine_token(self.engine, self.client.app_uuid, self.run_id, rows[0], reason)
+                with self.lock:
+                    self.report.tokens_quarantined += 1
+                    self.report.quarantined.append((rows[0]["token"], reason))
+                return
+            middle = len(rows) // 2
+            self.deliver(chunk_no, rows[:middle])
+            self.deliver(chunk_no, rows[middle:])
+            return
+        record_chunk(self.engine, ledger)
+        with self.lock:
+            self.report.tokens_pushed += len(rows)
+
+    def deliver_chunk(self, chunk_no: int, rows: Sequence[dict]) -> None:
+        self.deliver(chunk_no, rows)
+        with self.lock:
+            self.report.chunks_pushed += 1
+        self.progress()
 
 
 def push_pending(
@@ -32,25 +125,67 @@ def push_pending(
     client: EsputnikClient,
     batch_id: str,
     run_id: str,
-    chunk_size: int,
+    options: PushOptions,
     log: Callable[[str], None] = print,
 ) -> PushReport:
-    """Push what the ledger does not hold yet; raise on the first chunk that cannot be sent."""
-    report = PushReport()
+    """Push what the ledger does not hold yet; raise on the first chunk that cannot be sent.
+
+    The pending set is read under the app's push lock, so a concurrent run that got there
+    first has already recorded its tokens and they are not sent again.
+    """
+    report = PushReport(dry_run=options.dry_run)
     started = time.perf_counter()
-    chunks = list(pending_chunks(engine, batch_id, client.app_uuid, chunk_size))
-    total = sum(len(c) for c in chunks)
-    log(f"pushing {total} tokens in {len(chunks)} chunks of up to {chunk_size}")
-    every = max(1, len(chunks) // 20)
-    try:
-        for number, rows in enumerate(chunks, start=1):
-            ledger = ledger_rows(client.app_uuid, run_id, number, rows)
-            client.post_tokens([token_payload(row) for row in rows])
-            record_chunk(engine, ledger)
-            report.tokens_pushed += len(rows)
-            report.chunks_pushed += 1
-            if number % every == 0 or number == len(chunks):
-                log(f"chunk {number}/{len(chunks)} accepted: {report.tokens_pushed}/{total} tokens")
-    finally:
-        report.seconds = time.perf_counter() - started
+    with push_lock(engine, client.app_uuid, options.lock_wait_seconds, log):
+        chunks = list(pending_chunks(engine, batch_id, client.app_uuid, options.chunk_size))
+        report.tokens_pending = sum(len(c) for c in chunks)
+        if options.dry_run:
+            report.would_send = [row for chunk in chunks for row in chunk][:10]
+            log(f"dry run: would push {report.tokens_pending:,} tokens in {len(chunks)} chunks")
+            report.seconds = time.perf_counter() - started
+            return report
+        log(
+            f"pushing {report.tokens_pending:,} tokens in {len(chunks)} chunks of up to "
+            f"{options.chunk_size}, {options.max_in_flight} in flight"
+            + (
+                f", {options.requests_per_second:g} requests/s"
+                if options.requests_per_second
+                else ""
+            )
+        )
+        every = max(1, len(chunks) // 20)
+
+        def progress() -> None:
+            done = report.chunks_pushed
+            if done % every == 0 or done == len(chunks):
+                log(
+                    f"chunk {done}/{len(chunks)} done: {report.tokens_pushed:,}/"
+                    f"{report.tokens_pending:,} tokens accepted"
+                )
+
+        delivery = _Delivery(
+            engine, client, run_id, RateLimiter(options.requests_per_second), report, progress
+        )
+        try:
+            _run_bounded(delivery, chunks, options.max_in_flight)
+        finally:
+            report.seconds = time.perf_counter() - started
     return report
+
+
+def _run_bounded(delivery: _Delivery, chunks: list[list[dict]], max_in_flight: int) -> None:
+    """Deliver chunks with at most ``max_in_flight`` requests open; stop at the first error."""
+    pending = iter(enumerate(chunks, start=1))
+    with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="push") as pool:
+        running = set()
+        for chunk_no, rows in pending:
+            running.add(pool.submit(delivery.deliver_chunk, chunk_no, rows))
+            if len(running) >= max_in_flight:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        wait(running)  # let in-flight chunks land in the ledger first
+                        raise future.exception()
+        done, _ = wait(running)
+        for future in done:
+            if future.exception() is not None:
+                raise future.exception()

@@ -141,6 +141,31 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
     return count_batch(engine, "esputnik_stage_new", batch_id)
 
 
+def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
+    """Valid rows of the batch held back by an earlier 400 on the same identifiers."""
+    with engine.connect() as conn:
+        params = {"batch_id": batch_id, "app_uuid": app_uuid}
+        return int(conn.execute(text(load_sql("count_quarantined.sql")), params).scalar_one())
+
+
+def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reason: str) -> None:
+    """Keep a token eSputnik refused on its own, so it is not resent while unchanged."""
+    entry = pd.DataFrame(
+        [
+            {
+                "app_uuid": app_uuid,
+                "token": row["token"],
+                "fingerprint": row["fingerprint"],
+                "reason": reason[:1000],
+                "run_id": run_id,
+                "quarantined_at": utc_now(),
+            }
+        ]
+    )
+    with engine.begin() as conn:
+        append_frame(conn, "esputnik_token_quarantine", entry)
+
+
 def pending_chunks(
     engine: Engine, batch_id: str, app_uuid: str, chunk_size: int
 ) -> Iterator[list[dict]]:
@@ -201,8 +226,11 @@ RUN_COUNTERS = (
     "identifiers_dropped",
     "tokens_already_pushed",
     "tokens_new",
+    "tokens_quarantine_skipped",
     "tokens_pushed",
+    "tokens_quarantined",
     "chunks_pushed",
+    "requests_sent",
     "extract_seconds",
     "validate_seconds",
     "diff_seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from dagster_project.sandbox.server import SandboxServer
@@ -24,11 +25,16 @@ def main(argv: list[str] | None = None) -> None:
         help="known app uuid; repeatable (default: $ESPUTNIK_APP_UUID)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--faults", default=None, help="fault switches as JSON, e.g. '{\"latency_seconds\": 0.5}'"
+    )
     args = parser.parse_args(argv)
     apps = args.app_uuid or [a for a in [os.environ.get("ESPUTNIK_APP_UUID")] if a]
     if not args.api_key or not apps:
         parser.error("set --api-key and --app-uuid (or ESPUTNIK_API_KEY and ESPUTNIK_APP_UUID)")
     server = SandboxServer(args.api_key, apps, args.host, args.port, args.verbose)
+    if args.faults:
+        server.set_faults(**json.loads(args.faults))
     print(f"eSputnik sandbox listening on {server.base_url} for apps {', '.join(apps)}", flush=True)
     try:
         server.serve_forever()

@@ -6,9 +6,11 @@ import base64
 import json
 import re
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from dagster_project.sandbox.faults import Faults
 from dagster_project.sandbox.state import BadRequest, SandboxState
 
 TOKENS_ROUTE = re.compile(r"^/api/v1/apps/(?P<app>[^/]+)/tokens/?$")
@@ -22,13 +24,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: object) -> None:
+    def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
         is_text = isinstance(body, str)
         payload = (body if is_text else json.dumps(body)).encode("utf-8")
         self.send_response(status)
         content_type = "text/plain" if is_text else "application/json"
         self.send_header("Content-Type", f"{content_type}; charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 
@@ -63,12 +67,22 @@ class _Handler(BaseHTTPRequestHandler):
             contacts = [state.add_contact(c) for c in json.loads(raw or b"[]")]
             self._send(HTTPStatus.OK, {"contacts": contacts})
             return
+        if self.path.rstrip("/") == "/_sandbox/faults":
+            try:
+                self.server.faults = Faults.from_json(json.loads(raw or b"{}"))
+            except (ValueError, TypeError) as exc:
+                self._send(HTTPStatus.BAD_REQUEST, str(exc))
+                return
+            self._send(HTTPStatus.OK, {"faults": repr(self.server.faults)})
+            return
         match = TOKENS_ROUTE.match(self.path)
         if not match:
             self._send(HTTPStatus.NOT_FOUND, "Not found")
             return
         with state.lock:
             state.requests_seen += 1
+        if self._inject_fault(raw):
+            return
         if not self._authorized():
             self._send(HTTPStatus.UNAUTHORIZED, "Unauthorized: wrong API key")
             return
@@ -84,7 +98,44 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send(HTTPStatus.BAD_REQUEST, str(exc))
             return
+        if self.server.faults.draw(self.server.faults.drop_after_store_rate):
+            self.close_connection = True
+            return
         self._send(HTTPStatus.OK, "")
+
+    def _inject_fault(self, raw: bytes) -> bool:
+        """Apply the configured faults; True when the request was answered (or dropped)."""
+        faults = self.server.faults
+        if faults.latency_seconds:
+            time.sleep(faults.latency_seconds)
+        if faults.draw(faults.drop_rate):
+            self.close_connection = True
+            return True
+        if faults.take_forced_failure():
+            headers = {}
+            if faults.retry_after is not None:
+                headers["Retry-After"] = str(int(faults.retry_after))
+            self._send(faults.fail_status, "Too many requests, slow down", headers)
+            return True
+        if faults.draw(faults.error_rate):
+            self._send(faults.pick_error_status(), "Temporary failure")
+            return True
+        if faults.max_body_bytes is not None and len(raw) > faults.max_body_bytes:
+            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request body too large")
+            return True
+        if faults.reject_tokens:
+            try:
+                entries = json.loads(raw).get("tokens") or []
+            except (ValueError, AttributeError):
+                return False
+            for index, entry in enumerate(entries):
+                if isinstance(entry, dict) and entry.get("token") in faults.reject_tokens:
+                    self._send(
+                        HTTPStatus.BAD_REQUEST,
+                        f"tokens[{index}] (token {entry['token']!r}): token format is invalid",
+                    )
+                    return True
+        return False
 
 
 class _Server(ThreadingHTTPServer):
@@ -95,6 +146,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.state = state
         self.verbose = verbose
+        self.faults = Faults()
 
 
 class SandboxServer:
@@ -111,6 +163,10 @@ class SandboxServer:
         self.state = SandboxState(api_key=api_key, app_uuids=set(app_uuids))
         self._server = _Server((host, port), self.state, verbose)
         self._thread: threading.Thread | None = None
+
+    def set_faults(self, **switches: object) -> None:
+        """Replace the active faults (see ``faults.py``); no arguments clears them."""
+        self._server.faults = Faults.from_json(switches)
 
     @property
     def port(self) -> int:

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS esputnik_stage_valid (
     external_customer_id TEXT,
     phone TEXT,
     email TEXT,
+    fingerprint TEXT NOT NULL,
     last_event_at TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_stage_valid_batch ON esputnik_stage_valid (batch_id, token);
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS esputnik_stage_new (
     external_customer_id TEXT,
     phone TEXT,
     email TEXT,
+    fingerprint TEXT NOT NULL,
     last_event_at TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_stage_new_batch ON esputnik_stage_new (batch_id, token);
@@ -60,6 +62,19 @@ CREATE TABLE IF NOT EXISTS esputnik_token_ledger (
     removal_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_token_ledger_token ON esputnik_token_ledger (app_uuid, token);
+
+-- Tokens eSputnik refused with 400 even when sent alone, with its reason. They are not sent
+-- again while their identifiers (fingerprint) stay the same.
+CREATE TABLE IF NOT EXISTS esputnik_token_quarantine (
+    app_uuid TEXT NOT NULL,
+    token TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_token_quarantine_token
+    ON esputnik_token_quarantine (app_uuid, token);
 
 -- Rows not sent (outcome 'rejected') and identifiers left out of a payload
 -- (outcome 'identifier_dropped'), each with its reason.
@@ -91,8 +106,11 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
     identifiers_dropped BIGINT,
     tokens_already_pushed BIGINT,
     tokens_new BIGINT,
+    tokens_quarantine_skipped BIGINT,
     tokens_pushed BIGINT,
+    tokens_quarantined BIGINT,
     chunks_pushed BIGINT,
+    requests_sent BIGINT,
     extract_seconds DOUBLE PRECISION,
     validate_seconds DOUBLE PRECISION,
     diff_seconds DOUBLE PRECISION,

@@ -1,0 +1,64 @@
+"""Fault injection for the sandbox: what real networks and a loaded eSputnik do.
+
+Set with ``POST /_sandbox/faults`` (JSON body, every field optional) or ``--faults JSON``:
+
+- ``fail_first``: answer the next N token requests with ``fail_status`` (default 429),
+  with ``Retry-After: retry_after`` seconds when set;
+- ``error_rate``: share of token requests answered with a random status from ``error_statuses``;
+- ``drop_rate``: share of requests whose connection is closed without an answer, before storing;
+- ``drop_after_store_rate``: share closed without an answer *after* the tokens were stored
+  (the lost-response case a client cannot tell from a failure);
+- ``latency_seconds``: delay before answering each token request;
+- ``reject_tokens``: tokens answered with 400 and a reason, wherever they appear in a body;
+- ``max_body_bytes``: bodies above this size get 413;
+- ``seed``: makes the random draws repeatable.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class Faults:
+    fail_first: int = 0
+    fail_status: int = 429
+    retry_after: float | None = None
+    error_rate: float = 0.0
+    error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503, 504])
+    drop_rate: float = 0.0
+    drop_after_store_rate: float = 0.0
+    latency_seconds: float = 0.0
+    reject_tokens: list[str] = field(default_factory=list)
+    max_body_bytes: int | None = None
+    seed: int | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_json(cls, values: dict) -> Faults:
+        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown fault switches {sorted(unknown)}; known: {sorted(known)}")
+        faults = cls(**values)
+        faults._rng = random.Random(faults.seed)
+        return faults
+
+    def take_forced_failure(self) -> bool:
+        """True while the first ``fail_first`` requests are being failed."""
+        with self._lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return True
+            return False
+
+    def draw(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+    def pick_error_status(self) -> int:
+        with self._lock:
+            return self._rng.choice(self.error_statuses)
