@@ -63,19 +63,24 @@ def add_subscribers(engine: Engine, *subscribers: dict) -> None:
 
 
 def sync_resources(
-    warehouse_url: str, sandbox: SandboxServer, chunk_size: int = 2, **esputnik: object
+    warehouse_url: str,
+    sandbox: SandboxServer,
+    chunk_size: int = 2,
+    settings: dict | None = None,
+    **esputnik: object,
 ) -> dict:
+    """Resources for a run against the sandbox; keyword arguments override EsputnikResource."""
+    esputnik_fields = {
+        "api_key": API_KEY,
+        "app_uuid": APP_UUID,
+        "base_url": sandbox.base_url,
+        "chunk_size": chunk_size,
+        "backoff_seconds": 0.01,
+    } | esputnik
     return {
         "warehouse": WarehouseResource(url=warehouse_url),
-        "esputnik": EsputnikResource(
-            api_key=API_KEY,
-            app_uuid=APP_UUID,
-            base_url=sandbox.base_url,
-            chunk_size=chunk_size,
-            backoff_seconds=0.01,
-            **esputnik,
-        ),
-        "sync_settings": SyncSettings(),
+        "esputnik": EsputnikResource(**esputnik_fields),
+        "sync_settings": SyncSettings(**(settings or {})),
     }
 
 

@@ -18,13 +18,36 @@ from tests.helpers import (
 RANGE = "2026-01-01...2026-11-23"
 
 
-def materialize_range(env: dict[str, str]) -> subprocess.CompletedProcess:
+def materialize_command(partition_range: str = RANGE) -> list[str]:
     dagster = Path(sys.executable).with_name("dagster")
-    command = [
+    return [
         str(dagster), "asset", "materialize", "-m", "dagster_project.definitions",
-        "--select", "group:esputnik_token_sync", "--partition-range", RANGE,
+        "--select", "group:esputnik_token_sync", "--partition-range", partition_range,
     ]  # fmt: skip
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def sync_env(tmp_path: Path, warehouse_url: str, base_url: str, name: str = "home") -> dict:
+    """Environment of a CLI run with its own Dagster instance."""
+    home = tmp_path / name
+    home.mkdir(exist_ok=True)
+    return os.environ | {
+        "DAGSTER_HOME": str(home),
+        "WAREHOUSE_URL": warehouse_url,
+        "ESPUTNIK_API_KEY": API_KEY,
+        "ESPUTNIK_APP_UUID": APP_UUID,
+        "ESPUTNIK_BASE_URL": base_url,
+    }
+
+
+def materialize_range(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        materialize_command(), env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox, tmp_path):
@@ -37,14 +60,7 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
         {"chat_id": "3", "subscribed_at": "2026-11-23 23:59:59"},  # no identifier yet
         {"chat_id": "4", "phone": "0501234568", "subscribed_at": "2026-11-24 00:00:00"},  # outside
     )
-    (tmp_path / "home").mkdir()
-    env = os.environ | {
-        "DAGSTER_HOME": str(tmp_path / "home"),
-        "WAREHOUSE_URL": postgres_url,
-        "ESPUTNIK_API_KEY": API_KEY,
-        "ESPUTNIK_APP_UUID": APP_UUID,
-        "ESPUTNIK_BASE_URL": sandbox.base_url,
-    }
+    env = sync_env(tmp_path, postgres_url, sandbox.base_url)
     first = materialize_range(env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert token_counts(sandbox) == Counter({"1": 1, "2": 1})
@@ -65,3 +81,7 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
         "externalCustomerId": "C-3",
         "phone": "380671112233",
     }
+
+    # The key never reaches Dagster's storage (runs, event log, compute logs) or the output.
+    assert API_KEY not in second.stdout + second.stderr
+    assert files_containing(tmp_path / "home", API_KEY) == []

@@ -74,10 +74,7 @@ def test_wrong_api_key_fails_with_what_to_check(sqlite_url, sandbox):
         warehouse_engine(sqlite_url),
         {"chat_id": "1", "phone": "0501234567", "subscribed_at": "2026-01-02 00:00:00"},
     )
-    resources = sync_resources(sqlite_url, sandbox)
-    resources["esputnik"] = EsputnikResource(
-        api_key="not-the-key-5f2", app_uuid=APP_UUID, base_url=sandbox.base_url
-    )
+    resources = sync_resources(sqlite_url, sandbox, api_key="not-the-key-5f2")
     result = run_sync(resources)
     assert not result.success
     message = failure_message(result)

@@ -4,11 +4,14 @@ Set with ``POST /_sandbox/faults`` (JSON body, every field optional) or ``--faul
 
 - ``fail_first``: answer the next N token requests with ``fail_status`` (default 429),
   with ``Retry-After: retry_after`` seconds when set;
+- ``fail_after``: answer every token request after the first N with ``fail_status``;
 - ``error_rate``: share of token requests answered with a random status from ``error_statuses``;
 - ``drop_rate``: share of requests whose connection is closed without an answer, before storing;
 - ``drop_after_store_rate``: share closed without an answer *after* the tokens were stored
   (the lost-response case a client cannot tell from a failure);
-- ``latency_seconds``: delay before answering each token request;
+- ``latency_seconds``: delay before handling each token request (only the first
+  ``latency_first`` requests when that is set): past the client's read timeout the tokens are
+  still stored, as a slow eSputnik would;
 - ``reject_tokens``: tokens answered with 400 and a reason, wherever they appear in a body;
 - ``max_body_bytes``: bodies above this size get 413;
 - ``seed``: makes the random draws repeatable.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field, fields
 @dataclass
 class Faults:
     fail_first: int = 0
+    fail_after: int | None = None
     fail_status: int = 429
     retry_after: float | None = None
     error_rate: float = 0.0
@@ -31,6 +35,7 @@ class Faults:
     drop_rate: float = 0.0
     drop_after_store_rate: float = 0.0
     latency_seconds: float = 0.0
+    latency_first: int | None = None
     reject_tokens: list[str] = field(default_factory=list)
     max_body_bytes: int | None = None
     seed: int | None = None
@@ -47,13 +52,19 @@ class Faults:
         faults._rng = random.Random(faults.seed)
         return faults
 
-    def take_forced_failure(self) -> bool:
-        """True while the first ``fail_first`` requests are being failed."""
+    _seen: int = field(default=0, repr=False)
+
+    def next_request(self) -> tuple[bool, float]:
+        """Count a token request; return (force a failure?, latency to apply)."""
         with self._lock:
+            self._seen += 1
+            forced = self.fail_first > 0 or (
+                self.fail_after is not None and self._seen > self.fail_after
+            )
             if self.fail_first > 0:
                 self.fail_first -= 1
-                return True
-            return False
+            slow = self.latency_first is None or self._seen <= self.latency_first
+            return forced, self.latency_seconds if slow else 0.0
 
     def draw(self, rate: float) -> bool:
         with self._lock:

@@ -79,19 +79,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not match:
             self._send(HTTPStatus.NOT_FOUND, "Not found")
             return
-        with state.lock:
-            state.requests_seen += 1
+        state.request_started()
+        try:
+            self._handle_tokens(match["app"], raw)
+        finally:
+            state.request_finished()
+
+    def _handle_tokens(self, app_uuid: str, raw: bytes) -> None:
+        state = self.server.state
         if self._inject_fault(raw):
             return
         if not self._authorized():
             self._send(HTTPStatus.UNAUTHORIZED, "Unauthorized: wrong API key")
             return
-        if match["app"] not in state.app_uuids:
-            self._send(HTTPStatus.NOT_FOUND, f"Application {match['app']} not found")
+        if app_uuid not in state.app_uuids:
+            self._send(HTTPStatus.NOT_FOUND, f"Application {app_uuid} not found")
             return
         try:
             body = json.loads(raw.decode("utf-8"))
-            state.store_tokens(match["app"], body)
+            state.store_tokens(app_uuid, body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             self._send(HTTPStatus.BAD_REQUEST, "Request body is not valid UTF-8 JSON")
             return
@@ -106,12 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _inject_fault(self, raw: bytes) -> bool:
         """Apply the configured faults; True when the request was answered (or dropped)."""
         faults = self.server.faults
-        if faults.latency_seconds:
-            time.sleep(faults.latency_seconds)
+        forced, latency = faults.next_request()
+        if latency:
+            time.sleep(latency)
         if faults.draw(faults.drop_rate):
             self.close_connection = True
             return True
-        if faults.take_forced_failure():
+        if forced:
             headers = {}
             if faults.retry_after is not None:
                 headers["Retry-After"] = str(int(faults.retry_after))

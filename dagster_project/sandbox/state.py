@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,7 +25,22 @@ class SandboxState:
     # identifier name -> value -> contact id, so resolution stays O(1) at benchmark volumes
     index: dict[str, dict[object, int]] = field(default_factory=dict)
     requests_seen: int = 0
+    request_times: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def request_started(self) -> None:
+        """Count a token request and how many are open at once (for rate/concurrency tests)."""
+        with self.lock:
+            self.requests_seen += 1
+            self.request_times.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_finished(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def add_contact(self, contact: dict) -> dict:
         """Seed a contact (as if created in eSputnik beforehand); returns it with its id."""
@@ -76,6 +92,7 @@ class SandboxState:
             return {
                 "apps": sorted(self.app_uuids),
                 "requests_seen": self.requests_seen,
+                "max_in_flight": self.max_in_flight,
                 "contacts": list(self.contacts.values()),
                 "tokens": list(self.tokens),
             }
@@ -86,6 +103,8 @@ class SandboxState:
             self.tokens.clear()
             self.index.clear()
             self.requests_seen = 0
+            self.request_times.clear()
+            self.max_in_flight = 0
 
 
 def validate_body(body: object) -> list[dict]:
