@@ -20,10 +20,11 @@ from dagster import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.batch import validate_batch
+from dagster_project.core.batch import NO_VALID_IDENTIFIER, validate_batch
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME, validate_payload
 from dagster_project.core.extract import ExtractError, extract_in_database, extract_streaming
+from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
 from dagster_project.core.state import (
@@ -32,8 +33,10 @@ from dagster_project.core.state import (
     count_quarantined,
     delete_batch,
     ensure_state_schema,
+    ledger_duplicates,
     purge_stale_batches,
     read_batch,
+    recent_new_tokens,
     stage_new_tokens,
     start_run_record,
     update_run_record,
@@ -51,6 +54,11 @@ from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseR
 GROUP = "esputnik_token_sync"
 PUSH_POOL = "esputnik_push"
 PAYLOAD_CHECK = "payload_contract"
+COMPLETENESS_CHECK = "identifier_completeness"
+MASS_CHANGE_CHECK = "mass_change_guard"
+LEDGER_CHECK = "ledger_no_duplicates"
+QUARANTINE_CHECK = "push_quarantine"
+ALLOW_MASS_CHANGE_TAG = "esputnik_sync/allow_mass_change"
 
 sync_asset = dict(
     group_name=GROUP,
@@ -135,7 +143,16 @@ def subscriber_extract(
                 f"Great Expectations suite {SUITE_NAME!r} over the rows to send: tokens present "
                 "and unique, at least one identifier, identifier formats. Blocks the push."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            COMPLETENESS_CHECK,
+            asset="validated_subscribers",
+            blocking=True,
+            description=(
+                "Share of sendable rows without any usable identifier stays under "
+                "SYNC_MAX_NO_IDENTIFIER_SHARE; a broken CRM join blocks the push."
+            ),
+        ),
     ],
     description=(
         "One row per token that may be sent: identifiers normalized (phone to international "
@@ -176,6 +193,10 @@ def validated_subscribers(
         f"{dropped:,} identifiers dropped"
     )
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
+    sendable = len(result.accepted) + reject_counts[NO_VALID_IDENTIFIER]
+    completeness = identifier_completeness(
+        reject_counts[NO_VALID_IDENTIFIER], sendable, sync_settings.max_no_identifier_share
+    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(result.accepted),
@@ -204,7 +225,8 @@ def validated_subscribers(
                     "expectations_failed": len(suite.failed),
                     "rows_checked": len(result.accepted),
                 },
-            )
+            ),
+            verdict_result(COMPLETENESS_CHECK, completeness),
         ],
     )
 
@@ -212,13 +234,29 @@ def validated_subscribers(
 @asset(
     **sync_asset,
     deps=[validated_subscribers],
+    check_specs=[
+        AssetCheckSpec(
+            MASS_CHANGE_CHECK,
+            asset="new_esputnik_tokens",
+            blocking=True,
+            description=(
+                "New tokens stay under SYNC_MASS_CHANGE_MULTIPLE times the average of recent runs "
+                "(never below SYNC_MASS_CHANGE_MIN_TOKENS): a replayed table must not flood "
+                f"eSputnik. Override with SYNC_ALLOW_MASS_CHANGE=true or run tag "
+                f"{ALLOW_MASS_CHANGE_TAG}=true."
+            ),
+        )
+    ],
     description=(
         "Valid tokens the ledger (esputnik_token_ledger) does not hold for this app: a set-based "
         "anti-join in the state database, staged in esputnik_stage_new."
     ),
 )
 def new_esputnik_tokens(
-    context: AssetExecutionContext, warehouse: WarehouseResource, esputnik: EsputnikResource
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
 ) -> MaterializeResult:
     started = time.perf_counter()
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
@@ -239,7 +277,18 @@ def new_esputnik_tokens(
         f"{valid:,} valid tokens: {already:,} already pushed, {held_back:,} quarantined "
         f"with unchanged identifiers, {new:,} new"
     )
+    flood = mass_change(
+        new,
+        recent_new_tokens(
+            state, esputnik.app_uuid, batch_id, sync_settings.mass_change_lookback_runs
+        ),
+        sync_settings.mass_change_multiple,
+        sync_settings.mass_change_min_tokens,
+        overridden=sync_settings.allow_mass_change
+        or context.run.tags.get(ALLOW_MASS_CHANGE_TAG, "").lower() == "true",
+    )
     return MaterializeResult(
+        check_results=[verdict_result(MASS_CHANGE_CHECK, flood)],
         metadata={
             "dagster/row_count": new,
             "tokens_valid": valid,
@@ -247,7 +296,7 @@ def new_esputnik_tokens(
             "tokens_quarantine_skipped": held_back,
             "tokens_new": new,
             "diff_seconds": round(seconds, 3),
-        }
+        },
     )
 
 
@@ -255,6 +304,21 @@ def new_esputnik_tokens(
     **sync_asset,
     deps=[new_esputnik_tokens],
     pool=PUSH_POOL,
+    check_specs=[
+        AssetCheckSpec(
+            LEDGER_CHECK,
+            asset="esputnik_pushed_tokens",
+            description="The ledger holds no live token twice for the app.",
+        ),
+        AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset="esputnik_pushed_tokens",
+            description=(
+                "Tokens eSputnik refused (quarantined) in this run stay under "
+                "SYNC_MAX_QUARANTINED_TOKENS."
+            ),
+        ),
+    ],
     description=(
         "New tokens posted to eSputnik (POST /v1/apps/{app_uuid}/tokens) in chunks of "
         "ESPUTNIK_CHUNK_SIZE; each accepted chunk is written to the ledger in its own "
@@ -295,13 +359,17 @@ def esputnik_pushed_tokens(
         update_run_record(
             state,
             batch_id,
-            finished=True,
+            status="succeeded",
             tokens_pushed=report.tokens_pushed,
             tokens_quarantined=report.tokens_quarantined,
             chunks_pushed=report.chunks_pushed,
             requests_sent=report.requests_sent,
             push_seconds=report.seconds,
         )
+    else:
+        update_run_record(state, batch_id, status="dry_run")
+    duplicates = ledger_duplicates(state, esputnik.app_uuid)
+    quarantined_ok = report.tokens_quarantined <= sync_settings.max_quarantined_tokens
     if report.tokens_quarantined:
         context.log.warning(
             f"{report.tokens_quarantined} tokens refused by eSputnik and quarantined "
@@ -321,7 +389,40 @@ def esputnik_pushed_tokens(
             "chunk_size": esputnik.chunk_size,
             "quarantined_sample": quarantine_sample(report.quarantined),
             **({"would_send_sample": payload_sample(report.would_send)} if report.dry_run else {}),
-        }
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=LEDGER_CHECK,
+                passed=duplicates == 0,
+                severity=AssetCheckSeverity.ERROR,
+                description=f"{duplicates} live tokens recorded more than once",
+                metadata={"duplicated_tokens": duplicates},
+            ),
+            AssetCheckResult(
+                check_name=QUARANTINE_CHECK,
+                passed=quarantined_ok,
+                severity=AssetCheckSeverity.ERROR,
+                description=(
+                    f"{report.tokens_quarantined} tokens quarantined this run "
+                    f"(limit {sync_settings.max_quarantined_tokens}); see esputnik_token_quarantine"
+                ),
+                metadata={
+                    "tokens_quarantined": report.tokens_quarantined,
+                    "limit": sync_settings.max_quarantined_tokens,
+                },
+            ),
+        ],
+    )
+
+
+def verdict_result(check_name: str, verdict: Verdict) -> AssetCheckResult:
+    """A guard's verdict as an ERROR-severity check result (blocking where declared so)."""
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=verdict.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=verdict.description,
+        metadata=verdict.metadata,
     )
 
 

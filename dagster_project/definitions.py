@@ -1,13 +1,22 @@
-"""The code location: assets, checks and resources of the eSputnik token sync."""
+"""The code location: assets, checks, job, schedules, sensor and resources of the sync."""
 
 from dagster import Definitions, in_process_executor
 
 from dagster_project.assets import sync_assets
-from dagster_project.resources import resources_from_env
+from dagster_project.jobs import esputnik_sync_job
+from dagster_project.resources import env_or_default, resources_from_env
+from dagster_project.schedules import build_schedules
+from dagster_project.sensors import AlertWebhookResource, sync_failure_alert
 
 defs = Definitions(
     assets=sync_assets,
-    resources=resources_from_env(),
+    jobs=[esputnik_sync_job],
+    schedules=build_schedules(),
+    sensors=[sync_failure_alert],
+    resources={
+        **resources_from_env(),
+        "alerts": AlertWebhookResource(url=env_or_default("SYNC_ALERT_WEBHOOK_URL", None)),
+    },
     # The steps run one after another and share no memory: one process spares three start-ups.
     executor=in_process_executor,
 )

@@ -189,9 +189,31 @@ class SyncSettings(ConfigurableResource):
     push_lock_wait_seconds: float = Field(
         default=3600.0, description="SYNC_PUSH_LOCK_WAIT_SECONDS for a concurrent run's push"
     )
+    max_no_identifier_share: float = Field(
+        default=0.25, description="SYNC_MAX_NO_IDENTIFIER_SHARE before the push is blocked"
+    )
+    mass_change_multiple: float = Field(
+        default=10.0, description="SYNC_MASS_CHANGE_MULTIPLE of the recent average new tokens"
+    )
+    mass_change_min_tokens: int = Field(
+        default=1000, description="SYNC_MASS_CHANGE_MIN_TOKENS never blocked below this"
+    )
+    mass_change_lookback_runs: int = Field(default=14, gt=0)
+    allow_mass_change: bool = Field(
+        default=False, description="SYNC_ALLOW_MASS_CHANGE: let a deliberate flood through"
+    )
+    max_quarantined_tokens: int = Field(
+        default=50, description="SYNC_MAX_QUARANTINED_TOKENS in one run before the check fails"
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.default_region()
+        if not 0 <= self.max_no_identifier_share <= 1:
+            raise SettingError(
+                f"SYNC_MAX_NO_IDENTIFIER_SHARE={self.max_no_identifier_share} must be 0 to 1"
+            )
+        if self.mass_change_multiple <= 0:
+            raise SettingError(f"SYNC_MASS_CHANGE_MULTIPLE={self.mass_change_multiple} must be > 0")
 
     def default_region(self) -> str | None:
         """The ISO region for phone numbers without a country code, or None to refuse them."""
@@ -228,5 +250,10 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
             phone_default_region=env_or_default("PHONE_DEFAULT_REGION", "UA"),
             dry_run=env_bool_or_default("SYNC_DRY_RUN", False),
             push_lock_wait_seconds=env_float_or_default("SYNC_PUSH_LOCK_WAIT_SECONDS", 3600.0),
+            max_no_identifier_share=env_float_or_default("SYNC_MAX_NO_IDENTIFIER_SHARE", 0.25),
+            mass_change_multiple=env_float_or_default("SYNC_MASS_CHANGE_MULTIPLE", 10.0),
+            mass_change_min_tokens=env_int_or_default("SYNC_MASS_CHANGE_MIN_TOKENS", 1000),
+            allow_mass_change=env_bool_or_default("SYNC_ALLOW_MASS_CHANGE", False),
+            max_quarantined_tokens=env_int_or_default("SYNC_MAX_QUARANTINED_TOKENS", 50),
         ),
     }

@@ -80,7 +80,8 @@ def sync_resources(
     return {
         "warehouse": WarehouseResource(url=warehouse_url),
         "esputnik": EsputnikResource(**esputnik_fields),
-        "sync_settings": SyncSettings(**(settings or {})),
+        # The small fixtures are a third anonymous on purpose; the guard has its own tests.
+        "sync_settings": SyncSettings(**({"max_no_identifier_share": 0.5} | (settings or {}))),
     }
 
 

@@ -148,6 +148,20 @@ def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
         return int(conn.execute(text(load_sql("count_quarantined.sql")), params).scalar_one())
 
 
+def recent_new_tokens(engine: Engine, app_uuid: str, batch_id: str, runs: int) -> list[int]:
+    """tokens_new of the app's last ``runs`` finished runs, newest first."""
+    params = {"app_uuid": app_uuid, "batch_id": batch_id, "runs": runs}
+    with engine.connect() as conn:
+        return [int(r[0]) for r in conn.execute(text(load_sql("recent_new_tokens.sql")), params)]
+
+
+def ledger_duplicates(engine: Engine, app_uuid: str) -> int:
+    """Live tokens recorded more than once for the app: should always be zero."""
+    with engine.connect() as conn:
+        query = text(load_sql("ledger_duplicates.sql"))
+        return int(conn.execute(query, {"app_uuid": app_uuid}).scalar_one())
+
+
 def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reason: str) -> None:
     """Keep a token eSputnik refused on its own, so it is not resent while unchanged."""
     entry = pd.DataFrame(
@@ -259,27 +273,44 @@ def start_run_record(
         conn.execute(
             text(
                 "INSERT INTO esputnik_sync_runs (batch_id, run_id, app_uuid, window_start,"
-                " window_end, started_at) VALUES (:batch_id, :run_id, :app_uuid, :window_start,"
-                " :window_end, :started_at)"
+                " window_end, started_at, status) VALUES (:batch_id, :run_id, :app_uuid,"
+                " :window_start, :window_end, :started_at, 'running')"
             ),
             params,
         )
 
 
 def update_run_record(
-    engine: Engine, batch_id: str, finished: bool = False, **counters: float
+    engine: Engine, batch_id: str, status: str | None = None, **counters: float
 ) -> None:
-    """Set phase counters on the batch's run record; ``finished`` stamps finished_at."""
+    """Set phase counters on the batch's run record; a final ``status`` stamps finished_at."""
     unknown = set(counters) - set(RUN_COUNTERS)
     if unknown:
         raise ValueError(f"unknown run counters {sorted(unknown)}")
     assignments = [f"{name} = :{name}" for name in counters]
     params: dict[str, object] = {"batch_id": batch_id, **counters}
-    if finished:
-        assignments.append("finished_at = :finished_at")
-        params["finished_at"] = db_timestamp(engine, utc_now())
+    if status:
+        assignments += ["finished_at = :finished_at", "status = :status"]
+        params |= {"finished_at": db_timestamp(engine, utc_now()), "status": status}
     if not assignments:
         return
     statement = f"UPDATE esputnik_sync_runs SET {', '.join(assignments)} WHERE batch_id = :batch_id"
     with engine.begin() as conn:
         conn.execute(text(statement), params)
+
+
+def mark_run_failed(engine: Engine, batch_id: str, reason: str) -> int:
+    """Record why a run failed on its history row; returns the rows updated (0 if none)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            text(
+                "UPDATE esputnik_sync_runs SET status = 'failed', failure_reason = :reason,"
+                " finished_at = :finished_at WHERE batch_id = :batch_id"
+            ),
+            {
+                "batch_id": batch_id,
+                "reason": reason[:2000],
+                "finished_at": db_timestamp(engine, utc_now()),
+            },
+        )
+        return int(result.rowcount)

@@ -100,6 +100,8 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
     window_end TIMESTAMP NOT NULL,
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP,
+    status TEXT NOT NULL,
+    failure_reason TEXT,
     rows_extracted BIGINT,
     rows_valid BIGINT,
     rows_rejected BIGINT,
