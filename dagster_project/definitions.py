@@ -3,14 +3,15 @@
 from dagster import Definitions, in_process_executor
 
 from dagster_project.assets import sync_assets
-from dagster_project.jobs import esputnik_sync_job
+from dagster_project.delivery_assets import delivery_assets
+from dagster_project.jobs import esputnik_delivery_job, esputnik_sync_job
 from dagster_project.resources import env_or_default, resources_from_env
 from dagster_project.schedules import build_schedules
 from dagster_project.sensors import AlertWebhookResource, sync_failure_alert
 
 defs = Definitions(
-    assets=sync_assets,
-    jobs=[esputnik_sync_job],
+    assets=[*sync_assets, *delivery_assets],
+    jobs=[esputnik_sync_job, esputnik_delivery_job],
     schedules=build_schedules(),
     sensors=[sync_failure_alert],
     resources={

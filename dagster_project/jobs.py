@@ -3,6 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 from dagster_project.assets import GROUP
+from dagster_project.delivery_assets import DELIVERY_GROUP
 from dagster_project.partitions import subscribed_date_partitions
 
 esputnik_sync_job = define_asset_job(
@@ -10,4 +11,10 @@ esputnik_sync_job = define_asset_job(
     selection=AssetSelection.groups(GROUP),
     partitions_def=subscribed_date_partitions,
     description="Extract, validate, diff and push eSputnik tokens over a range of days.",
+)
+
+esputnik_delivery_job = define_asset_job(
+    "esputnik_delivery_job",
+    selection=AssetSelection.groups(DELIVERY_GROUP),
+    description="Apply new message statuses to the ledger and recompute delivery per day.",
 )

@@ -39,7 +39,7 @@ def rejects_sample(rejects: pd.DataFrame) -> MetadataValue:
         for row in sample.itertuples()
     ]
     header = ["source row", "chat id", "customer id", "outcome", "reason", "detail"]
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def counts_table(title: str, counts: dict[str, int | float]) -> str:
@@ -48,7 +48,8 @@ def counts_table(title: str, counts: dict[str, int | float]) -> str:
     return "\n".join(lines)
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> MetadataValue:
+def markdown_table(header: list[str], rows: list[list[str]]) -> MetadataValue:
+    """A markdown table; pipes inside cells are replaced so rows stay intact."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return MetadataValue.md("\n".join(lines))
@@ -62,7 +63,7 @@ def quarantine_sample(quarantined: list[tuple[str, str]]) -> MetadataValue:
         [mask_identifier(token), reason.replace(token, mask_identifier(token))[:120]]
         for token, reason in quarantined[:SAMPLE_ROWS]
     ]
-    return _markdown_table(["token", "eSputnik's reason"], rows)
+    return markdown_table(["token", "eSputnik's reason"], rows)
 
 
 def payload_sample(rows: list[dict]) -> MetadataValue:
@@ -70,4 +71,4 @@ def payload_sample(rows: list[dict]) -> MetadataValue:
     if not rows:
         return MetadataValue.md("_nothing to send_")
     columns = ["token", "contact_id", "external_customer_id", "phone", "email"]
-    return _markdown_table(columns, [[mask_identifier(r.get(c)) for c in columns] for r in rows])
+    return markdown_table(columns, [[mask_identifier(r.get(c)) for c in columns] for r in rows])

@@ -205,6 +205,16 @@ class SyncSettings(ConfigurableResource):
     max_quarantined_tokens: int = Field(
         default=50, description="SYNC_MAX_QUARANTINED_TOKENS in one run before the check fails"
     )
+    events_grace_hours: float = Field(
+        default=48.0, description="SYNC_EVENTS_GRACE_HOURS: how far behind the cursor to re-read"
+    )
+    delivery_metrics_days: int = Field(default=35, gt=0)
+    blocked_rate_jump_multiple: float = Field(
+        default=3.0, description="SYNC_BLOCKED_RATE_JUMP_MULTIPLE of the 7-day average"
+    )
+    blocked_rate_floor: float = Field(
+        default=0.02, description="blocked rates under this never count as a jump"
+    )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.default_region()
@@ -255,5 +265,7 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
             mass_change_min_tokens=env_int_or_default("SYNC_MASS_CHANGE_MIN_TOKENS", 1000),
             allow_mass_change=env_bool_or_default("SYNC_ALLOW_MASS_CHANGE", False),
             max_quarantined_tokens=env_int_or_default("SYNC_MAX_QUARANTINED_TOKENS", 50),
+            events_grace_hours=env_float_or_default("SYNC_EVENTS_GRACE_HOURS", 48.0),
+            blocked_rate_jump_multiple=env_float_or_default("SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0),
         ),
     }

@@ -19,7 +19,7 @@ from dagster import (
     schedule,
 )
 
-from dagster_project.jobs import esputnik_sync_job
+from dagster_project.jobs import esputnik_delivery_job, esputnik_sync_job
 from dagster_project.partitions import subscribed_date_partitions
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -78,4 +78,15 @@ def build_schedules(env: dict[str, str] | None = None) -> list[ScheduleDefinitio
         tick = context.scheduled_execution_time
         return range_request("weekly_full", first_day.isoformat(), tick.date().isoformat(), tick)
 
-    return [nightly, weekly_full]
+    delivery = ScheduleDefinition(
+        name="esputnik_delivery_nightly",
+        job=esputnik_delivery_job,
+        cron_schedule=env.get("SYNC_DELIVERY_CRON") or "30 1 * * *",
+        execution_timezone=timezone,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=(
+            "Message statuses into the ledger before the nightly sync, so blocked-then-returned "
+            "subscribers are pushed again that night."
+        ),
+    )
+    return [nightly, weekly_full, delivery]

@@ -22,6 +22,27 @@ def create_warehouse_schema(engine: Engine) -> None:
             conn.execute(text(statement))
 
 
+def create_message_events_table(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for statement in split_statements(load_sql("message_events_schema.sql")):
+            conn.execute(text(statement))
+
+
+def land_message_events(engine: Engine, events: list[dict]) -> int:
+    """Insert eSputnik message events (as the sandbox reports them) into the warehouse."""
+    create_message_events_table(engine)
+    if events:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO esputnik_message_events (token, message_id, status, reason,"
+                    " occurred_at) VALUES (:token, :message_id, :status, :reason, :occurred_at)"
+                ),
+                events,
+            )
+    return len(events)
+
+
 def _phone(rng: random.Random) -> str:
     digits = f"50{rng.randrange(10**7):07d}"
     return rng.choice(

@@ -113,3 +113,15 @@ def token_counts(sandbox: SandboxServer) -> Counter:
 def sent_identifiers(sandbox: SandboxServer) -> dict[str, dict]:
     """token -> identifiers it was sent with (last copy)."""
     return {t["token"]: t["sent"] for t in stored_tokens(sandbox)}
+
+
+def run_delivery(resources: dict, instance=None):
+    """Materialize the message-status ingest and the delivery metrics."""
+    from dagster_project.delivery_assets import delivery_assets
+
+    return materialize(
+        delivery_assets,
+        resources=resources,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )

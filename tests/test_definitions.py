@@ -39,3 +39,20 @@ def test_payload_check_blocks_the_push():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert checks["payload_contract"].blocking
+
+
+def test_delivery_assets_and_schedules_are_loaded():
+    graph = defs.resolve_asset_graph()
+    delivery = {
+        k.path[-1]
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).group_name == "esputnik_delivery"
+    }
+    assert delivery == {"esputnik_message_events_ingested", "esputnik_delivery_metrics"}
+    names = {schedule.name for schedule in defs.schedules}
+    assert names == {
+        "esputnik_sync_nightly",
+        "esputnik_sync_weekly_full",
+        "esputnik_delivery_nightly",
+    }
+    assert [sensor.name for sensor in defs.sensors] == ["esputnik_sync_failure_alert"]

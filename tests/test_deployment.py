@@ -98,17 +98,20 @@ def test_webserver_serves_the_code_location(tmp_path):
         process.wait(timeout=30)
     repository = data["repositoriesOrError"]["nodes"][0]
     assets = {tuple(a["assetKey"]["path"]): a for a in repository["assetNodes"]}
-    assert set(assets) == {
-        ("subscriber_extract",),
-        ("validated_subscribers",),
-        ("new_esputnik_tokens",),
-        ("esputnik_pushed_tokens",),
+    groups = {path[0]: a["groupName"] for path, a in assets.items()}
+    assert groups == {
+        "subscriber_extract": "esputnik_token_sync",
+        "validated_subscribers": "esputnik_token_sync",
+        "new_esputnik_tokens": "esputnik_token_sync",
+        "esputnik_pushed_tokens": "esputnik_token_sync",
+        "esputnik_message_events_ingested": "esputnik_delivery",
+        "esputnik_delivery_metrics": "esputnik_delivery",
     }
-    assert {a["groupName"] for a in assets.values()} == {"esputnik_token_sync"}
     assert all(a["description"] for a in assets.values())
     assert {s["name"] for s in repository["schedules"]} == {
         "esputnik_sync_nightly",
         "esputnik_sync_weekly_full",
+        "esputnik_delivery_nightly",
     }
     assert {s["name"] for s in repository["sensors"]} == {"esputnik_sync_failure_alert"}
     checks = {
@@ -122,4 +125,5 @@ def test_webserver_serves_the_code_location(tmp_path):
         "mass_change_guard": True,
         "ledger_no_duplicates": False,
         "push_quarantine": False,
+        "blocked_rate_jump": False,
     }

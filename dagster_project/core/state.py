@@ -17,7 +17,12 @@ import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-STAGE_TABLES = ("esputnik_stage_extract", "esputnik_stage_valid", "esputnik_stage_new")
+STAGE_TABLES = (
+    "esputnik_stage_extract",
+    "esputnik_stage_valid",
+    "esputnik_stage_new",
+    "esputnik_stage_events",
+)
 LEDGER_COLUMNS = (
     "app_uuid",
     "token",
@@ -314,3 +319,62 @@ def mark_run_failed(engine: Engine, batch_id: str, reason: str) -> int:
             },
         )
         return int(result.rowcount)
+
+
+def events_cursor(engine: Engine, app_uuid: str) -> datetime | None:
+    """Latest occurred_at already handled for the app (derived, so it can never drift)."""
+    with engine.connect() as conn:
+        value = conn.execute(text(load_sql("events_cursor.sql")), {"app_uuid": app_uuid}).scalar()
+    if value is None:
+        return None
+    return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
+
+
+def handled_event_keys(engine: Engine, app_uuid: str, since: datetime) -> set[str]:
+    params = {"app_uuid": app_uuid, "since": db_timestamp(engine, since)}
+    with engine.connect() as conn:
+        return {row[0] for row in conn.execute(text(load_sql("handled_event_keys.sql")), params)}
+
+
+def apply_message_events(
+    engine: Engine, app_uuid: str, run_id: str, batch_id: str, events: pd.DataFrame
+) -> dict[str, int]:
+    """Record events, set aside unknown tokens, mark Forbidden tokens removed; one transaction."""
+    params = {
+        "app_uuid": app_uuid,
+        "run_id": run_id,
+        "batch_id": batch_id,
+        "now": db_timestamp(engine, utc_now()),
+    }
+    counts = {"processed": 0, "unknown_token": 0, "tokens_removed": 0}
+    with engine.begin() as conn:
+        delete_batch(conn, "esputnik_stage_events", batch_id)
+        append_frame(conn, "esputnik_stage_events", events.assign(batch_id=batch_id))
+        rejected, processed, removed = (
+            conn.execute(text(statement), params).rowcount
+            for statement in split_statements(load_sql("apply_message_events.sql"))
+        )
+        delete_batch(conn, "esputnik_stage_events", batch_id)
+    counts.update(processed=processed, unknown_token=rejected, tokens_removed=removed)
+    return counts
+
+
+def delivery_counts(engine: Engine, app_uuid: str, since: datetime) -> pd.DataFrame:
+    params = {"app_uuid": app_uuid, "since": db_timestamp(engine, since)}
+    with engine.connect() as conn:
+        return pd.read_sql(text(load_sql("delivery_daily.sql")), conn, params=params)
+
+
+def replace_delivery_days(engine: Engine, app_uuid: str, daily: pd.DataFrame) -> None:
+    """Rewrite the per-day figures of the days in ``daily``."""
+    with engine.begin() as conn:
+        for day in daily["day"]:
+            conn.execute(
+                text("DELETE FROM esputnik_delivery_daily WHERE app_uuid = :app AND day = :day"),
+                {"app": app_uuid, "day": day},
+            )
+        append_frame(
+            conn,
+            "esputnik_delivery_daily",
+            daily.assign(app_uuid=app_uuid, computed_at=utc_now()),
+        )

@@ -53,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/_sandbox/state":
             self._send(HTTPStatus.OK, self.server.state.snapshot())
+        elif self.path.rstrip("/") == "/_sandbox/events":
+            self._send(HTTPStatus.OK, {"events": self.server.state.snapshot()["events"]})
         else:
             self._send(HTTPStatus.NOT_FOUND, "Not found")
 
@@ -66,6 +68,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/_sandbox/contacts":
             contacts = [state.add_contact(c) for c in json.loads(raw or b"[]")]
             self._send(HTTPStatus.OK, {"contacts": contacts})
+            return
+        if self.path.rstrip("/") == "/_sandbox/messages":
+            try:
+                events = state.send_message(**json.loads(raw or b"{}"))
+            except TypeError as exc:
+                self._send(HTTPStatus.BAD_REQUEST, str(exc))
+                return
+            self._send(HTTPStatus.OK, {"events": events})
             return
         if self.path.rstrip("/") == "/_sandbox/faults":
             try:

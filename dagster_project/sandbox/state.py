@@ -22,6 +22,7 @@ class SandboxState:
     app_uuids: set[str]
     contacts: dict[int, dict] = field(default_factory=dict)
     tokens: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
     # identifier name -> value -> contact id, so resolution stays O(1) at benchmark volumes
     index: dict[str, dict[object, int]] = field(default_factory=dict)
     requests_seen: int = 0
@@ -87,6 +88,41 @@ class SandboxState:
                 stored.append(record)
             return stored
 
+    def send_message(
+        self,
+        status: str,
+        reason: str | None = None,
+        tokens: list[str] | None = None,
+        message_id: str | None = None,
+        occurred_at: str | None = None,
+    ) -> list[dict]:
+        """Report a message status for live tokens (all, or those listed), as eSputnik would.
+
+        FAILED with reason Forbidden means the user blocked the bot: eSputnik drops the token,
+        so it stops being live here too.
+        """
+        when = occurred_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        with self.lock:
+            message = message_id or f"msg-{len(self.events) + 1}"
+            live = [t for t in self.tokens if not t.get("removed_at")]
+            wanted = None if tokens is None else set(tokens)
+            emitted = []
+            for record in live:
+                if wanted is not None and record["token"] not in wanted:
+                    continue
+                event = {
+                    "token": record["token"],
+                    "message_id": message,
+                    "status": status,
+                    "reason": reason,
+                    "occurred_at": when,
+                }
+                self.events.append(event)
+                emitted.append(event)
+                if status == "FAILED" and (reason or "").lower() == "forbidden":
+                    record["removed_at"] = when
+            return emitted
+
     def snapshot(self) -> dict:
         with self.lock:
             return {
@@ -95,6 +131,7 @@ class SandboxState:
                 "max_in_flight": self.max_in_flight,
                 "contacts": list(self.contacts.values()),
                 "tokens": list(self.tokens),
+                "events": list(self.events),
             }
 
     def reset(self) -> None:
@@ -102,6 +139,7 @@ class SandboxState:
             self.contacts.clear()
             self.tokens.clear()
             self.index.clear()
+            self.events.clear()
             self.requests_seen = 0
             self.request_times.clear()
             self.max_in_flight = 0

@@ -118,3 +118,59 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
     diff_seconds DOUBLE PRECISION,
     push_seconds DOUBLE PRECISION
 );
+
+-- Message events of one ingest batch that passed the row checks, before the ledger join.
+CREATE TABLE IF NOT EXISTS esputnik_stage_events (
+    batch_id TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    occurred_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_stage_events_batch ON esputnik_stage_events (batch_id);
+
+-- Every message event applied to the ledger, once (event_key is unique in practice).
+CREATE TABLE IF NOT EXISTS esputnik_message_events_processed (
+    app_uuid TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    occurred_at TIMESTAMP NOT NULL,
+    run_id TEXT NOT NULL,
+    processed_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_events_processed_at
+    ON esputnik_message_events_processed (app_uuid, occurred_at);
+
+-- Message events set aside (unknown status, unknown token, malformed row) with the reason.
+CREATE TABLE IF NOT EXISTS esputnik_message_events_rejected (
+    app_uuid TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    token TEXT,
+    message_id TEXT,
+    status TEXT,
+    reason TEXT,
+    occurred_at TIMESTAMP,
+    rejection TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    rejected_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_events_rejected_at
+    ON esputnik_message_events_rejected (app_uuid, occurred_at);
+
+-- Delivery figures per day, recomputed from the processed events.
+CREATE TABLE IF NOT EXISTS esputnik_delivery_daily (
+    app_uuid TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    failed_forbidden BIGINT NOT NULL,
+    clicked BIGINT NOT NULL,
+    click_rate DOUBLE PRECISION,
+    blocked_rate DOUBLE PRECISION,
+    computed_at TIMESTAMP NOT NULL
+);
