@@ -62,6 +62,19 @@ def add_subscribers(engine: Engine, *subscribers: dict) -> None:
         )
 
 
+def add_phone_subscribers(
+    engine: Engine, tokens: list[str], subscribed_at: str = "2026-01-10 10:00:00"
+) -> None:
+    """Active subscribers with a distinct valid phone each and no CRM link."""
+    add_subscribers(
+        engine,
+        *[
+            {"chat_id": token, "phone": f"+38050{n:07d}", "subscribed_at": subscribed_at}
+            for n, token in enumerate(tokens)
+        ],
+    )
+
+
 def sync_resources(
     warehouse_url: str,
     sandbox: SandboxServer,

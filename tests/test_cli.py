@@ -59,11 +59,13 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
         {"chat_id": "2", "phone": "0501234567", "subscribed_at": "2026-06-15 12:00:00"},
         {"chat_id": "3", "subscribed_at": "2026-11-23 23:59:59"},  # no identifier yet
         {"chat_id": "4", "phone": "0501234568", "subscribed_at": "2026-11-24 00:00:00"},  # outside
+        {"chat_id": "6", "phone": "0501234570", "subscribed_at": "2026-02-02 02:02:02"},
+        {"chat_id": "7", "phone": "0501234571", "subscribed_at": "2026-09-09 09:09:09"},
     )
     env = sync_env(tmp_path, postgres_url, sandbox.base_url)
     first = materialize_range(env)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert token_counts(sandbox) == Counter({"1": 1, "2": 1})
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "6": 1, "7": 1})
     assert API_KEY not in first.stdout + first.stderr
 
     add_contacts(engine, {"customer_id": "C-3", "phone": "+380671112233"})
@@ -76,7 +78,7 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
     )
     second = materialize_range(env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "3": 1, "5": 1})
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "3": 1, "5": 1, "6": 1, "7": 1})
     assert {t["token"]: t["sent"] for t in sandbox.state.snapshot()["tokens"]}["3"] == {
         "externalCustomerId": "C-3",
         "phone": "380671112233",

@@ -12,7 +12,7 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from tests.helpers import add_subscribers, token_counts, warehouse_engine
+from tests.helpers import add_phone_subscribers, token_counts, warehouse_engine
 from tests.test_cli import materialize_command, sync_env
 
 TOKENS = [str(5000 + n) for n in range(40)]
@@ -21,13 +21,7 @@ RANGE = "2026-01-09...2026-01-11"
 
 def seed(url: str):
     engine = warehouse_engine(url)
-    add_subscribers(
-        engine,
-        *[
-            {"chat_id": t, "phone": f"+38050{n:07d}", "subscribed_at": "2026-01-10 12:00:00"}
-            for n, t in enumerate(TOKENS)
-        ],
-    )
+    add_phone_subscribers(engine, TOKENS)
     return engine
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.helpers import (
-    add_subscribers,
+    add_phone_subscribers,
     last_metadata,
     run_sync,
     sync_resources,
@@ -26,13 +26,7 @@ EXPECTED = Counter(dict.fromkeys(TOKENS, 1))
 @pytest.fixture
 def warehouse(sqlite_url):
     engine = warehouse_engine(sqlite_url)
-    add_subscribers(
-        engine,
-        *[
-            {"chat_id": token, "phone": f"+38050{n:07d}", "subscribed_at": "2026-01-10 10:00:00"}
-            for n, token in enumerate(TOKENS)
-        ],
-    )
+    add_phone_subscribers(engine, TOKENS)
     return engine
 
 

@@ -134,7 +134,7 @@ def test_nightly_schedule_requests_one_lookback_run_that_syncs(sqlite_url, sandb
         {"chat_id": "today", "phone": "0501234567", "subscribed_at": "2026-11-25 01:00:00"},
         {"chat_id": "old", "phone": "0501234568", "subscribed_at": "2026-10-26 23:00:00"},
     )
-    schedule = defs.get_schedule_def("esputnik_sync_nightly")
+    schedule = defs.resolve_schedule_def("esputnik_sync_nightly")
     tick = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     requests = schedule.evaluate_tick(
         build_schedule_context(scheduled_execution_time=tick)
@@ -166,7 +166,7 @@ def test_nightly_schedule_requests_one_lookback_run_that_syncs(sqlite_url, sandb
 
 
 def test_weekly_schedule_covers_every_day_since_2020():
-    schedule = defs.get_schedule_def("esputnik_sync_weekly_full")
+    schedule = defs.resolve_schedule_def("esputnik_sync_weekly_full")
     tick = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     request = schedule.evaluate_tick(
         build_schedule_context(scheduled_execution_time=tick)
