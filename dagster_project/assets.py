@@ -20,7 +20,7 @@ from dagster import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.batch import NO_VALID_IDENTIFIER, validate_batch
+from dagster_project.core.batch import validate_batch
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME, validate_payload
 from dagster_project.core.extract import ExtractError, extract_in_database, extract_streaming
@@ -33,9 +33,10 @@ from dagster_project.core.state import (
     count_quarantined,
     delete_batch,
     ensure_state_schema,
+    identifier_coverage,
     ledger_duplicates,
     purge_stale_batches,
-    read_batch,
+    read_unpushed_extract,
     recent_new_tokens,
     stage_new_tokens,
     start_run_record,
@@ -149,23 +150,30 @@ def subscriber_extract(
             asset="validated_subscribers",
             blocking=True,
             description=(
-                "Share of sendable rows without any usable identifier stays under "
-                "SYNC_MAX_NO_IDENTIFIER_SHARE; a broken CRM join blocks the push."
+                "Share of the range's active subscribers with no identifier at all (no CRM "
+                "contact, no shared phone) stays under SYNC_MAX_NO_IDENTIFIER_SHARE; a broken "
+                "CRM join blocks the push."
             ),
         ),
     ],
     description=(
-        "One row per token that may be sent: identifiers normalized (phone to international "
-        "digits, email lowercased and validated), blocked and unusable rows refused with a "
-        "reason (table esputnik_sync_rejects), then checked by a Great Expectations suite."
+        "One row per token that may be sent: rows whose token is already live in the ledger are "
+        "skipped (set-based, in SQL); the rest get identifiers normalized (phone to "
+        "international digits, email lowercased and validated), blocked and unusable rows "
+        "refused with a reason (table esputnik_sync_rejects), then a Great Expectations suite."
     ),
 )
 def validated_subscribers(
-    context: AssetExecutionContext, warehouse: WarehouseResource, sync_settings: SyncSettings
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
 ) -> MaterializeResult:
     started = time.perf_counter()
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
-    raw = read_batch(state, "esputnik_stage_extract", batch_id)
+    extracted = count_batch(state, "esputnik_stage_extract", batch_id)
+    raw = read_unpushed_extract(state, batch_id, esputnik.app_uuid)
+    already_pushed = extracted - len(raw)
     result = validate_batch(raw, sync_settings.default_region())
     suite = validate_payload(result.accepted)
     rejects = result.rejects.assign(
@@ -188,19 +196,24 @@ def validated_subscribers(
         validate_seconds=seconds,
     )
     context.log.info(
-        f"{len(raw):,} rows: {len(result.accepted):,} valid, {rejected:,} rejected "
+        f"{extracted:,} rows, {already_pushed:,} with a token already pushed; of the other "
+        f"{len(raw):,}: {len(result.accepted):,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
         f"{dropped:,} identifiers dropped"
     )
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
-    sendable = len(result.accepted) + reject_counts[NO_VALID_IDENTIFIER]
+    coverage = identifier_coverage(state, batch_id)
     completeness = identifier_completeness(
-        reject_counts[NO_VALID_IDENTIFIER], sendable, sync_settings.max_no_identifier_share
+        coverage["without_identifier"],
+        coverage["active_rows"],
+        sync_settings.max_no_identifier_share,
     )
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(result.accepted),
-            "rows_extracted": len(raw),
+            "rows_extracted": extracted,
+            "rows_already_pushed": already_pushed,
+            "rows_validated": len(raw),
             "rows_valid": len(result.accepted),
             "rows_rejected": rejected,
             "identifiers_dropped": dropped,
@@ -226,7 +239,14 @@ def validated_subscribers(
                     "rows_checked": len(result.accepted),
                 },
             ),
-            verdict_result(COMPLETENESS_CHECK, completeness),
+            verdict_result(
+                COMPLETENESS_CHECK,
+                completeness,
+                active_rows=coverage["active_rows"],
+                share_without_crm_link=round(
+                    coverage["without_crm_link"] / max(coverage["active_rows"], 1), 4
+                ),
+            ),
         ],
     )
 
@@ -415,14 +435,14 @@ def esputnik_pushed_tokens(
     )
 
 
-def verdict_result(check_name: str, verdict: Verdict) -> AssetCheckResult:
+def verdict_result(check_name: str, verdict: Verdict, **extra: float) -> AssetCheckResult:
     """A guard's verdict as an ERROR-severity check result (blocking where declared so)."""
     return AssetCheckResult(
         check_name=check_name,
         passed=verdict.passed,
         severity=AssetCheckSeverity.ERROR,
         description=verdict.description,
-        metadata=verdict.metadata,
+        metadata={**verdict.metadata, **extra},
     )
 
 

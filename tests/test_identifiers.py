@@ -118,3 +118,44 @@ def test_external_id_keeps_quotes_and_sql():
 def test_masks_hide_most_of_the_value():
     assert mask_email("user@example.com") == "u***@example.com"
     assert mask_phone("+380501234567") == "***567"
+
+
+def _email_corpus(count: int = 20_000) -> list[str]:
+    """Addresses near the edges: odd characters, dots, hyphens, lengths, special-use names."""
+    import random
+
+    rng = random.Random(42)
+    odd = [*"az09.-_+=%é! ", "..", "--", "xn--"]
+    plain = [*"abz09abz09abz09abz09", ".", "-", "_", "+"]
+    tlds = ["com", "ua", "c", "123", "test", "local", "example", "co", "xn--p1ai", "a-b", "io"]
+
+    def word(alphabet: list[str], longest: int) -> str:
+        size = rng.randint(0, longest if rng.random() < 0.05 else 8)
+        return "".join(rng.choice(alphabet) for _ in range(size))
+
+    corpus = []
+    for _ in range(count):
+        alphabet = plain if rng.random() < 0.7 else odd
+        labels = [word(alphabet, 66) for _ in range(rng.randint(1, 3))]
+        corpus.append(f"{word(alphabet, 70)}@{'.'.join([*labels, rng.choice(tlds)])}")
+    return corpus
+
+
+def test_plain_email_fast_path_agrees_with_email_validator():
+    from email_validator import EmailNotValidError, validate_email
+
+    from dagster_project.core.identifiers import _plain_email
+
+    fast = 0
+    for address in _email_corpus():
+        if not _plain_email(address):
+            continue
+        fast += 1
+        try:
+            normalized = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise AssertionError(
+                f"fast path accepted {address!r}, email-validator: {exc}"
+            ) from None
+        assert normalized == address
+    assert fast > 1_000  # the corpus exercises the fast path, not only the fallback

@@ -110,59 +110,25 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     shared with the bot; an invalid identifier is dropped and the row is still sent while another
     valid one remains. When a token appears in several rows, the latest status decides whether it
     is blocked, and the row with the richest identifiers is the one sent.
+
+    Status and token are settled first, so identifiers (the costly part) are only normalized for
+    rows that could be sent.
     """
     missing = [c for c in RAW_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(
             f"extracted batch lacks columns {missing}; see sql/extract_subscribers.sql"
         )
+    raw = raw.reset_index(drop=True)
     df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
     df["chat_id"] = raw["chat_id"].astype(object)
     df["customer_id"] = raw["subscriber_customer_id"].astype(object)
     df["token"], token_problem = _normalize_column(raw["chat_id"].astype(object), normalize_token)
     token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
-
-    joined = raw["crm_customer_id"].notna()
-    contact_id, contact_problem = _normalize_column(
-        raw["esputnik_contact_id"].where(joined).astype(object), normalize_contact_id
-    )
-    df["contact_id"] = contact_id
-    external_id, external_problem = _normalize_column(
-        raw["crm_customer_id"].astype(object), normalize_external_id
-    )
-    df["external_customer_id"] = external_id
-
-    def phone_rule(value: object) -> Normalized:
-        return normalize_phone(value, default_region)
-
-    crm_phone, crm_phone_problem = _normalize_column(
-        raw["crm_phone"].where(joined).astype(object), phone_rule
-    )
-    bot_phone, bot_phone_problem = _normalize_column(raw["bot_phone"].astype(object), phone_rule)
-    df["phone"] = crm_phone.where(crm_phone.notna(), bot_phone)
-    # A bad bot phone only matters when it was the one to use.
-    bot_phone_problem = bot_phone_problem.where(crm_phone.isna())
-    df["email"], email_problem = _normalize_column(
-        raw["crm_email"].where(joined).astype(object), normalize_email
-    )
-
     subscribed = _utc(raw["subscribed_at"])
     changed = _utc(raw["status_changed_at"])
     df["last_event_at"] = changed.where(changed > subscribed, subscribed)
-    status = (
-        raw["status"]
-        .astype(object)
-        .map(lambda s: str(s).strip().lower() if s is not None and s == s else "")
-    )
-    df["identifier_count"] = df[list(IDENTIFIERS)].notna().sum(axis=1)
-
-    drops = [
-        (INVALID_CONTACT_ID, contact_problem),
-        (INVALID_EXTERNAL_ID, external_problem),
-        (INVALID_PHONE, crm_phone_problem),
-        (INVALID_PHONE, bot_phone_problem),
-        (INVALID_EMAIL, email_problem),
-    ]
+    status = raw["status"].astype("string").str.strip().str.lower().fillna("")
 
     reason = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
@@ -172,24 +138,61 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     reason[unknown] = UNKNOWN_STATUS
     detail[unknown] = "status " + raw["status"].astype(str)[unknown].str.slice(0, 32).map(repr)
 
-    # One decision per token: the latest status wins (blocked on ties), the richest row is sent.
-    candidates = df[reason.isna()].assign(status=status[reason.isna()])
-    candidates = candidates.assign(
-        blocked_rank=(candidates["status"] == "blocked").astype(int),
-        has_contact=candidates["contact_id"].notna().astype(int),
-        has_external=candidates["external_customer_id"].notna().astype(int),
+    # The latest status of a token decides (blocked wins ties); blocked tokens go no further.
+    pending = df[reason.isna()].assign(
+        blocked_rank=(status[reason.isna()] == "blocked").astype(int)
     )
-    latest = candidates.sort_values(
+    latest = pending.sort_values(
         ["token", "last_event_at", "blocked_rank"],
         ascending=[True, False, False],
         na_position="last",
     ).drop_duplicates("token")
-    blocked_tokens = set(latest.loc[latest["status"] == "blocked", "token"])
-    is_blocked = candidates["token"].isin(blocked_tokens)
-    reason[candidates.index[is_blocked]] = BLOCKED
-    detail[candidates.index[is_blocked]] = "subscriber blocked the bot"
+    blocked_tokens = latest.loc[latest["blocked_rank"] == 1, "token"]
+    is_blocked = pending["token"].isin(blocked_tokens)
+    reason[pending.index[is_blocked]] = BLOCKED
+    detail[pending.index[is_blocked]] = "subscriber blocked the bot"
 
-    sendable = candidates[~is_blocked].sort_values(
+    # Identifiers, for the rows still in the running only.
+    rows = pending.index[~is_blocked]
+    part = raw.loc[rows]
+    joined = part["crm_customer_id"].notna()
+    contact_id, contact_problem = _normalize_column(
+        part["esputnik_contact_id"].where(joined).astype(object), normalize_contact_id
+    )
+    external_id, external_problem = _normalize_column(
+        part["crm_customer_id"].astype(object), normalize_external_id
+    )
+
+    def phone_rule(value: object) -> Normalized:
+        return normalize_phone(value, default_region)
+
+    crm_phone, crm_phone_problem = _normalize_column(
+        part["crm_phone"].where(joined).astype(object), phone_rule
+    )
+    bot_phone, bot_phone_problem = _normalize_column(part["bot_phone"].astype(object), phone_rule)
+    email, email_problem = _normalize_column(
+        part["crm_email"].where(joined).astype(object), normalize_email
+    )
+    candidates = df.loc[rows].assign(
+        contact_id=contact_id,
+        external_customer_id=external_id,
+        phone=crm_phone.where(crm_phone.notna(), bot_phone),
+        email=email,
+    )
+    candidates["identifier_count"] = candidates[list(IDENTIFIERS)].notna().sum(axis=1)
+    drops = [
+        (INVALID_CONTACT_ID, contact_problem),
+        (INVALID_EXTERNAL_ID, external_problem),
+        (INVALID_PHONE, crm_phone_problem),
+        # A bad bot phone only matters when it was the one to use.
+        (INVALID_PHONE, bot_phone_problem.where(crm_phone.isna())),
+        (INVALID_EMAIL, email_problem),
+    ]
+
+    sendable = candidates.assign(
+        has_contact=candidates["contact_id"].notna().astype(int),
+        has_external=candidates["external_customer_id"].notna().astype(int),
+    ).sort_values(
         ["token", "has_contact", "has_external", "identifier_count", "last_event_at", "source_row"],
         ascending=[True, False, False, False, False, True],
         na_position="last",
@@ -210,7 +213,7 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     ]
 
     accepted_index = chosen_rows.index.difference(anonymous)
-    accepted = df.loc[accepted_index, [c for c in ACCEPTED_COLUMNS if c != "fingerprint"]]
+    accepted = candidates.loc[accepted_index, [c for c in ACCEPTED_COLUMNS if c != "fingerprint"]]
     accepted = accepted.sort_values("source_row")
     accepted["contact_id"] = accepted["contact_id"].astype("Int64")
     accepted["fingerprint"] = fingerprint(accepted)

@@ -16,16 +16,17 @@ class Verdict:
 def identifier_completeness(
     no_identifier_rows: int, candidate_rows: int, max_share: float
 ) -> Verdict:
-    """Fail when too many sendable rows have no usable identifier.
+    """Fail when too many active subscribers of the range have no identifier to send.
 
     A broken join (CRM table empty, renamed key) shows up as a night of anonymous subscribers;
-    pushing them would create thousands of contacts that can never be merged.
-    ``candidate_rows`` counts rows that were not blocked, blank or duplicates.
+    pushing what is left of them would create contacts that can never be merged.
+    ``candidate_rows`` counts active subscribers with a token, pushed before or not, so the
+    share is the same on a first run and on every rerun of the range.
     """
     share = no_identifier_rows / candidate_rows if candidate_rows else 0.0
     passed = share <= max_share
     description = (
-        f"{share:.1%} of {candidate_rows:,} sendable rows have no usable identifier "
+        f"{share:.1%} of {candidate_rows:,} active subscribers have no identifier "
         f"(limit {max_share:.0%})"
     )
     if not passed:

@@ -7,11 +7,12 @@ each function returns either a canonical value or the reason it was refused.
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 import pandas as pd
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 MAX_TOKEN_LENGTH = 255
 MAX_EXTERNAL_ID_LENGTH = 64
@@ -86,11 +87,33 @@ def normalize_phone(raw: object, default_region: str | None) -> Normalized:
     return Normalized(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
 
 
+# Plain ASCII addresses that email-validator accepts unchanged: checked by this expression in
+# about a microsecond instead of ~50. Anything else (unicode, quoting, punycode, odd characters)
+# goes through email-validator itself; tests compare the two on a generated corpus.
+_PLAIN_EMAIL = re.compile(
+    r"(?P<local>[a-z0-9_%+=-]+(?:\.[a-z0-9_%+=-]+)*)"
+    r"@(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}))"
+)
+
+
+def _plain_email(text: str) -> bool:
+    match = _PLAIN_EMAIL.fullmatch(text)
+    return bool(
+        match
+        and len(text) <= 254
+        and len(match["local"]) <= 64
+        and "--" not in match["domain"]
+        and match["tld"] not in SPECIAL_USE_DOMAIN_NAMES
+    )
+
+
 def normalize_email(raw: object) -> Normalized:
     """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
     if _blank(raw):
         return Normalized(None)
     text = str(raw).strip().lower()
+    if _plain_email(text):
+        return Normalized(text)
     try:
         info = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:

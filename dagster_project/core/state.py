@@ -120,12 +120,15 @@ def delete_batch(conn: Connection, table: str, batch_id: str) -> None:
     conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), {"batch_id": batch_id})
 
 
-def read_batch(engine: Engine, table: str, batch_id: str) -> pd.DataFrame:
-    if table not in STAGE_TABLES:
-        raise ValueError(f"{table} is not a staging table")
-    query = text(f"SELECT * FROM {table} WHERE batch_id = :batch_id ORDER BY source_row")
+def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.DataFrame:
+    """The batch's staged rows whose token the ledger does not hold live: all that needs work.
+
+    On a nightly rerun most tokens are pushed already; skipping them here keeps the Python side
+    proportional to what is new, not to the size of the range.
+    """
+    params = {"batch_id": batch_id, "app_uuid": app_uuid}
     with engine.connect() as conn:
-        return pd.read_sql(query, conn, params={"batch_id": batch_id}).drop(columns="batch_id")
+        return pd.read_sql(text(load_sql("read_unpushed_extract.sql")), conn, params=params)
 
 
 def count_batch(engine: Engine, table: str, batch_id: str) -> int:
@@ -144,6 +147,13 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
             text(load_sql("diff_new_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
         )
     return count_batch(engine, "esputnik_stage_new", batch_id)
+
+
+def identifier_coverage(engine: Engine, batch_id: str) -> dict[str, int]:
+    """Active rows of the staged range, and those lacking any identifier or a CRM link."""
+    with engine.connect() as conn:
+        row = conn.execute(text(load_sql("identifier_coverage.sql")), {"batch_id": batch_id}).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
 
 
 def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
