@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -91,8 +92,7 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
 
 def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalized]):
     """Apply ``normalize`` once per distinct value; return (values, problems) Series."""
-    distinct = values.dropna().unique()
-    results = {raw: normalize(raw) for raw in distinct}
+    results = {raw: normalize(raw) for raw in values.dropna().unique()}
     normalized = values.map(lambda raw: results[raw].value if raw in results else None)
     problems = values.map(lambda raw: results[raw].problem if raw in results else None)
     return normalized.astype(object), problems.astype(object)
@@ -163,9 +163,7 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         part["crm_customer_id"].astype(object), normalize_external_id
     )
 
-    def phone_rule(value: object) -> Normalized:
-        return normalize_phone(value, default_region)
-
+    phone_rule = partial(normalize_phone, default_region=default_region)
     crm_phone, crm_phone_problem = _normalize_column(
         part["crm_phone"].where(joined).astype(object), phone_rule
     )

@@ -104,8 +104,12 @@ def append_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     if frame.empty:
         return 0
     frame = _naive_utc(frame).astype(object).where(frame.notna(), None)
-    method = _copy_rows if conn.dialect.name == "postgresql" and _is_psycopg3(conn) else "multi"
-    frame.to_sql(table, conn, if_exists="append", index=False, method=method, chunksize=5_000)
+    if conn.dialect.name == "postgresql" and _is_psycopg3(conn):
+        frame.to_sql(table, conn, if_exists="append", index=False, method=_copy_rows)
+    else:
+        # One prepared INSERT run with executemany: multi-row VALUES statements cost more to
+        # compile in SQLAlchemy than they save.
+        frame.to_sql(table, conn, if_exists="append", index=False, chunksize=50_000)
     return len(frame)
 
 

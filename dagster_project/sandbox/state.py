@@ -23,6 +23,7 @@ class SandboxState:
     contacts: dict[int, dict] = field(default_factory=dict)
     tokens: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
+    next_contact_id: int = 100_001
     # identifier name -> value -> contact id, so resolution stays O(1) at benchmark volumes
     index: dict[str, dict[object, int]] = field(default_factory=dict)
     requests_seen: int = 0
@@ -49,7 +50,8 @@ class SandboxState:
             return self._create_contact(contact, contact.get("id"))
 
     def _create_contact(self, identifiers: dict, contact_id: int | None = None) -> dict:
-        new_id = int(contact_id) if contact_id else max(self.contacts, default=100_000) + 1
+        new_id = int(contact_id) if contact_id else self.next_contact_id
+        self.next_contact_id = max(self.next_contact_id, new_id + 1)
         contact = {"id": new_id}
         for key in IDENTIFIER_PRIORITY[1:]:
             if identifiers.get(key):
