@@ -23,7 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from dagster_project.core.batch import validate_batch
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME, validate_payload
-from dagster_project.core.extract import ExtractError, extract_in_database, extract_streaming
+from dagster_project.core.extract import (
+    ExtractError,
+    extract_coverage,
+    extract_in_database,
+    extract_streaming,
+)
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
@@ -33,9 +38,9 @@ from dagster_project.core.state import (
     count_quarantined,
     delete_batch,
     ensure_state_schema,
-    identifier_coverage,
     ledger_duplicates,
     purge_stale_batches,
+    read_run_record,
     read_unpushed_extract,
     recent_new_tokens,
     stage_new_tokens,
@@ -99,13 +104,15 @@ def subscriber_extract(
         ensure_state_schema(state)
         purge_stale_batches(state, utc_now() - timedelta(days=sync_settings.staging_retention_days))
         start_run_record(state, batch_id, context.run.run_id, esputnik.app_uuid, window)
+        query = warehouse.extract_query()
+        coverage = extract_coverage(source, query, window)
         if source is state:
-            rows = extract_in_database(state, warehouse.extract_query(), window, batch_id)
+            staged = extract_in_database(state, query, window, batch_id, esputnik.app_uuid)
         else:
-            rows = extract_streaming(
+            staged = extract_streaming(
                 source,
                 state,
-                warehouse.extract_query(),
+                query,
                 window,
                 batch_id,
                 warehouse.extract_chunk_rows,
@@ -118,12 +125,18 @@ def subscriber_extract(
             "seeds a demo warehouse), and WAREHOUSE_EXTRACT_SQL if set."
         ) from None
     seconds = time.perf_counter() - started
-    update_run_record(state, batch_id, rows_extracted=rows, extract_seconds=seconds)
-    context.log.info(f"staged {rows:,} rows in {seconds:.1f}s")
+    rows = coverage["rows_extracted"]
+    update_run_record(state, batch_id, rows_staged=staged, extract_seconds=seconds, **coverage)
+    context.log.info(
+        f"{rows:,} rows in range; staged {staged:,} whose token is not pushed yet, "
+        f"in {seconds:.1f}s"
+    )
     return MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "rows_extracted": rows,
+            "rows_staged": staged,
+            "active_rows": coverage["active_rows"],
             "extract_seconds": round(seconds, 3),
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
@@ -171,7 +184,8 @@ def validated_subscribers(
 ) -> MaterializeResult:
     started = time.perf_counter()
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
-    extracted = count_batch(state, "esputnik_stage_extract", batch_id)
+    coverage = read_run_record(state, batch_id)
+    extracted = int(coverage["rows_extracted"])
     raw = read_unpushed_extract(state, batch_id, esputnik.app_uuid)
     already_pushed = extracted - len(raw)
     result = validate_batch(raw, sync_settings.default_region())
@@ -202,9 +216,8 @@ def validated_subscribers(
         f"{dropped:,} identifiers dropped"
     )
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
-    coverage = identifier_coverage(state, batch_id)
     completeness = identifier_completeness(
-        coverage["without_identifier"],
+        coverage["rows_without_identifier"],
         coverage["active_rows"],
         sync_settings.max_no_identifier_share,
     )
@@ -244,7 +257,7 @@ def validated_subscribers(
                 completeness,
                 active_rows=coverage["active_rows"],
                 share_without_crm_link=round(
-                    coverage["without_crm_link"] / max(coverage["active_rows"], 1), 4
+                    coverage["rows_without_crm_link"] / max(coverage["active_rows"], 1), 4
                 ),
             ),
         ],

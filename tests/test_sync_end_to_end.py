@@ -165,3 +165,37 @@ def test_run_history_records_each_phase(january, warehouse_url, sandbox):
     assert (row.rows_extracted, row.rows_valid, row.rows_rejected) == (10, 5, 5)
     assert (row.tokens_new, row.tokens_pushed, row.chunks_pushed) == (5, 5, 3)
     assert row.finished_at is not None
+
+
+def test_separate_state_database_streams_the_extract(sqlite_url, postgres_url, sandbox):
+    """Warehouse on SQLite, ledger and staging on PostgreSQL (SYNC_STATE_URL)."""
+    from dagster_project.resources import WarehouseResource
+
+    engine = warehouse_engine(sqlite_url)
+    add_subscribers(
+        engine,
+        {"chat_id": " 1 ", "phone": "0501234567", "subscribed_at": "2026-01-02 00:00:00"},
+        {"chat_id": "2", "phone": "0501234568", "subscribed_at": "2026-01-03 00:00:00"},
+        {
+            "chat_id": "3",
+            "status": "blocked",
+            "phone": "0501234569",
+            "subscribed_at": "2026-01-03 00:00:00",
+        },
+    )
+    resources = sync_resources(sqlite_url, sandbox)
+    resources["warehouse"] = WarehouseResource(
+        url=sqlite_url, state_url=postgres_url, extract_chunk_rows=2
+    )
+    first = run_sync(resources)
+    assert first.success
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1})
+    assert last_metadata(first, "subscriber_extract")["rows_staged"] == 3
+    add_subscribers(
+        engine, {"chat_id": "4", "phone": "0501234570", "subscribed_at": "2026-01-04 00:00:00"}
+    )
+    second = run_sync(resources)
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "4": 1})
+    assert last_metadata(second, "validated_subscribers")["rows_already_pushed"] == 2
+    with warehouse_engine(postgres_url).connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM esputnik_token_ledger")).scalar_one() == 3

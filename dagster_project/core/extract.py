@@ -1,8 +1,9 @@
 """Copy one partition range of the warehouse extract into the staging table.
 
 When the sync state lives in the warehouse database (the default) the copy is a single
-``INSERT ... SELECT`` that never leaves the database; otherwise rows stream through pandas in
-chunks, so memory stays flat whatever the range.
+``INSERT ... SELECT`` that never leaves the database and skips rows whose token is already live
+in the ledger; otherwise rows stream through pandas in chunks, so memory stays flat whatever the
+range, and the skip happens when the validation reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.state import append_frame, db_timestamp, delete_batch
+from dagster_project.core.state import append_frame, db_timestamp, delete_batch, load_sql
 
 EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")
 TEXT_COLUMNS = tuple(c for c in EXTRACT_COLUMNS if not c.endswith("_at"))
@@ -31,19 +32,30 @@ def _window_params(engine: Engine, window: tuple[datetime, datetime]) -> dict[st
     }
 
 
+def _around(template: str, query: str) -> str:
+    """Place the extract query (text only, never values) inside one of our SQL templates."""
+    return load_sql(template).replace("{extract_query}", query.strip().rstrip(";"))
+
+
+def extract_coverage(
+    engine: Engine, query: str, window: tuple[datetime, datetime]
+) -> dict[str, int]:
+    """Row counts of the whole range: all rows, active ones, and those lacking identifiers."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(_around("identifier_coverage.sql", query)), _window_params(engine, window)
+        ).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
 def extract_in_database(
-    engine: Engine, query: str, window: tuple[datetime, datetime], batch_id: str
+    engine: Engine, query: str, window: tuple[datetime, datetime], batch_id: str, app_uuid: str
 ) -> int:
-    """Stage the extract with one statement inside the shared database; return the row count."""
-    columns = ", ".join(f"q.{c}" for c in EXTRACT_COLUMNS)
-    inner = query.strip().rstrip(";")
-    statement = text(
-        f"INSERT INTO esputnik_stage_extract (batch_id, source_row, {', '.join(EXTRACT_COLUMNS)})\n"
-        f"SELECT :batch_id, ROW_NUMBER() OVER (), {columns}\nFROM (\n{inner}\n) q"
-    )
+    """Stage the range's not-yet-pushed rows with one statement; return how many were staged."""
+    params = {"batch_id": batch_id, "app_uuid": app_uuid, **_window_params(engine, window)}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_extract", batch_id)
-        result = conn.execute(statement, {"batch_id": batch_id, **_window_params(engine, window)})
+        result = conn.execute(text(_around("stage_unpushed_extract.sql", query)), params)
         return int(result.rowcount)
 
 

@@ -153,13 +153,6 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
     return count_batch(engine, "esputnik_stage_new", batch_id)
 
 
-def identifier_coverage(engine: Engine, batch_id: str) -> dict[str, int]:
-    """Active rows of the staged range, and those lacking any identifier or a CRM link."""
-    with engine.connect() as conn:
-        row = conn.execute(text(load_sql("identifier_coverage.sql")), {"batch_id": batch_id}).one()
-    return {key: int(value or 0) for key, value in row._mapping.items()}
-
-
 def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
     """Valid rows of the batch held back by an earlier 400 on the same identifiers."""
     with engine.connect() as conn:
@@ -254,6 +247,10 @@ def purge_stale_batches(engine: Engine, older_than: datetime) -> None:
 
 RUN_COUNTERS = (
     "rows_extracted",
+    "rows_staged",
+    "active_rows",
+    "rows_without_identifier",
+    "rows_without_crm_link",
     "rows_valid",
     "rows_rejected",
     "identifiers_dropped",
@@ -392,3 +389,13 @@ def replace_delivery_days(engine: Engine, app_uuid: str, daily: pd.DataFrame) ->
             "esputnik_delivery_daily",
             daily.assign(app_uuid=app_uuid, computed_at=utc_now()),
         )
+
+
+def read_run_record(engine: Engine, batch_id: str) -> dict[str, object]:
+    """The batch's row of ``esputnik_sync_runs`` (the extract's counts, for later steps)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT * FROM esputnik_sync_runs WHERE batch_id = :batch_id"),
+            {"batch_id": batch_id},
+        ).one()
+    return dict(row._mapping)
