@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint dev sandbox clean
+.PHONY: install demo test lint dev sandbox bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ dev: install  ## the Dagster UI on http://127.0.0.1:3000 (runs kept in .demo/dag
 
 sandbox: install  ## the eSputnik sandbox in the foreground on port 8765
 	$(BIN)/python -m dagster_project.sandbox --port 8765
+
+bench: install  ## benchmark: 1M subscribers on SQLite and PostgreSQL, next to a naive loop
+	$(BIN)/python -m bench --sizes 1000000 --backends sqlite,postgres
 
 clean:
 	rm -rf .demo .pytest_cache

@@ -9,7 +9,7 @@ from pathlib import Path
 import phonenumbers
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
 from dagster_project.core.state import load_sql, strip_line_comments
@@ -58,6 +58,15 @@ def env_bool_or_default(name: str, default: bool) -> bool:
     raise SettingError(f"{name}={raw!r} must be true or false")
 
 
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL: one fsync per ledger commit instead of several, and readers never block the push;
+    a long busy timeout lets a concurrent run wait for a write instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
 class WarehouseResource(ConfigurableResource):
     """The CRM warehouse the subscribers are read from, and the database holding sync state.
 
@@ -77,9 +86,12 @@ class WarehouseResource(ConfigurableResource):
     def _engine(self, url: str, setting: str) -> Engine:
         if url not in self._engines:
             try:
-                self._engines[url] = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(url, pool_pre_ping=True)
             except Exception as exc:
                 raise SettingError(f"{setting} is not a usable SQLAlchemy URL: {exc}") from None
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            self._engines[url] = engine
         return self._engines[url]
 
     def warehouse_engine(self) -> Engine:

@@ -23,17 +23,6 @@ STAGE_TABLES = (
     "esputnik_stage_new",
     "esputnik_stage_events",
 )
-LEDGER_COLUMNS = (
-    "app_uuid",
-    "token",
-    "contact_id",
-    "external_customer_id",
-    "phone",
-    "email",
-    "pushed_at",
-    "run_id",
-    "chunk_no",
-)
 
 
 def strip_line_comments(sql: str) -> str:
@@ -205,32 +194,43 @@ def pending_chunks(
         yield rows[start : start + chunk_size]
 
 
-def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict]) -> pd.DataFrame:
+LEDGER_INSERT = text(
+    "INSERT INTO esputnik_token_ledger (app_uuid, token, contact_id, external_customer_id,"
+    " phone, email, pushed_at, run_id, chunk_no) VALUES (:app_uuid, :token, :contact_id,"
+    " :external_customer_id, :phone, :email, :pushed_at, :run_id, :chunk_no)"
+)
+
+
+def _plain(value: object) -> object:
+    """None for missing values, Python ints for numpy ones: what every DB driver binds."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return int(value) if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict]) -> list[dict]:
     """The ledger rows of one chunk, built before it is sent so nothing can fail after."""
-    ledger = pd.DataFrame(
-        [
-            {
-                "app_uuid": app_uuid,
-                "token": row["token"],
-                "contact_id": row.get("contact_id"),
-                "external_customer_id": row.get("external_customer_id"),
-                "phone": row.get("phone"),
-                "email": row.get("email"),
-                "run_id": run_id,
-                "chunk_no": chunk_no,
-            }
-            for row in rows
-        ],
-        columns=[c for c in LEDGER_COLUMNS if c != "pushed_at"],
-    )
-    ledger["contact_id"] = ledger["contact_id"].astype("Int64")
-    return ledger
+    return [
+        {
+            "app_uuid": app_uuid,
+            "token": row["token"],
+            "contact_id": _plain(row.get("contact_id")),
+            "external_customer_id": _plain(row.get("external_customer_id")),
+            "phone": _plain(row.get("phone")),
+            "email": _plain(row.get("email")),
+            "run_id": run_id,
+            "chunk_no": chunk_no,
+        }
+        for row in rows
+    ]
 
 
-def record_chunk(engine: Engine, ledger: pd.DataFrame) -> None:
-    """Write one accepted chunk to the ledger in its own transaction."""
+def record_chunk(engine: Engine, ledger: list[dict]) -> None:
+    """Write one accepted chunk to the ledger in its own transaction (one executemany)."""
+    now = utc_now()
+    pushed_at = now.isoformat(sep=" ") if engine.dialect.name == "sqlite" else now
     with engine.begin() as conn:
-        append_frame(conn, "esputnik_token_ledger", ledger.assign(pushed_at=utc_now()))
+        conn.execute(LEDGER_INSERT, [row | {"pushed_at": pushed_at} for row in ledger])
 
 
 def purge_stale_batches(engine: Engine, older_than: datetime) -> None:
