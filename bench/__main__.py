@@ -1,0 +1,172 @@
+"""``python -m bench``: time the real sync (Dagster CLI + sandbox) against a naive baseline.
+
+Examples::
+
+    python -m bench --quick --backends sqlite,postgres
+    python -m bench --sizes 1000000 --cases first,incremental,noop
+    python -m bench --sizes 5000000 --cases incremental          # 4.5M synced, then 500k new
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.cases import CASES, Bench, Options
+from bench.report import (
+    RESULTS_DIR,
+    environment,
+    format_table,
+    snapshot_code,
+    timestamp,
+    write_json,
+)
+from bench.sync_run import RunSettings
+from bench.warehouse import DEFAULT_POSTGRES_ADMIN_URL
+
+QUICK_SIZES = [20_000, 100_000]
+QUICK_SAMPLE = 2_000
+BACKENDS = ("sqlite", "postgres")
+
+
+def _csv(kind: type, allowed: tuple[str, ...] | None = None):
+    def parse(value: str) -> list:
+        items = [kind(v.strip().replace("_", "")) for v in value.split(",") if v.strip()]
+        if allowed:
+            unknown = [i for i in items if i not in allowed]
+            if unknown:
+                raise argparse.ArgumentTypeError(f"{unknown} not among {list(allowed)}")
+        return items
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", type=_csv(int), default=[1_000_000], help="rows per case")
+    parser.add_argument(
+        "--backends", type=_csv(str, BACKENDS), default=["sqlite"], help="sqlite,postgres"
+    )
+    parser.add_argument(
+        "--cases", type=_csv(str, CASES), default=list(CASES), help="first,incremental,noop"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: sizes {QUICK_SIZES}, baseline sample "
+        f"{QUICK_SAMPLE} (overrides --sizes and --baseline-sample)",
+    )
+    parser.add_argument(
+        "--new-fraction", type=float, default=0.1, help="share of new rows in 'incremental'"
+    )
+    parser.add_argument("--chunk-size", type=int, default=1000, help="ESPUTNIK_CHUNK_SIZE")
+    parser.add_argument(
+        "--baseline-sample", type=int, default=20_000, help="rows the naive loop runs (0: none)"
+    )
+    parser.add_argument(
+        "--no-seed-contacts",
+        dest="seed_contacts",
+        action="store_false",
+        help="do not pre-register contacts in the sandbox (every token then creates one)",
+    )
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_ADMIN_URL)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="for SQLite files and DAGSTER_HOME (tmp dir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the warehouses and workdir")
+    parser.add_argument(
+        "--profile",
+        choices=("py-spy", "pyinstrument"),
+        default=None,
+        help="profile the measured runs (must be installed; skews their timings)",
+    )
+    parser.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="run the live dagster_project instead of a copy taken at start",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.baseline_sample = QUICK_SIZES, QUICK_SAMPLE
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = timestamp()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="esputnik-bench-"))
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    logs = RESULTS_DIR / stamp
+    logs.mkdir(parents=True, exist_ok=True)
+    dagster_home = workdir / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+    code = snapshot_code(workdir / "code") if args.snapshot else None
+    extra_env = {"PYTHONPATH": code["path"]} if code else {}
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
+
+    options = Options(
+        backends=args.backends,
+        sizes=args.sizes,
+        cases=args.cases,
+        new_fraction=args.new_fraction,
+        baseline_sample=args.baseline_sample,
+        seed_contacts=args.seed_contacts,
+        postgres_admin_url=args.postgres_url,
+        seed=args.seed,
+        keep=args.keep,
+        run=RunSettings(
+            chunk_size=args.chunk_size,
+            dagster_home=dagster_home,
+            logs=logs,
+            profiler=args.profile,
+            extra_env=extra_env,
+        ),
+    )
+    say(f"workdir {workdir}; logs in {logs}")
+    if code:
+        say(f"running a snapshot of dagster_project (sha256 {str(code['sha256'])[:12]})")
+    bench = Bench(options, workdir, say)
+    failure: BaseException | None = None
+    try:
+        bench.run_all()
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = exc
+        say(f"stopped: {exc}")
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    payload = {
+        "started": stamp,
+        "argv": sys.argv[1:] if argv is None else argv,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "environment": environment(),
+        "code": code,
+        "error": None if failure is None else repr(failure),
+        "results": bench.entries,
+    }
+    path = write_json(payload, stamp)
+    if bench.entries:
+        print()
+        print(format_table(bench.entries))
+    print(f"\nresults: {path}")
+    return 1 if failure else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

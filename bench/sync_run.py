@@ -1,0 +1,125 @@
+"""One measured run of the real sync: the ``dagster asset materialize`` CLI in a subprocess.
+
+The CLI runs under ``bench.measure`` (a fresh helper process) so that wall time and peak RSS
+belong to this run alone. Seconds per phase come from the run's row in ``esputnik_sync_runs``;
+whatever the wall time holds beyond them (interpreter and Dagster start-up, definitions loading,
+event log writes, the GX context, ...) is reported as bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.datagen import PARTITION_RANGE
+from bench.sandbox import API_KEY, APP_UUID
+from bench.warehouse import Warehouse, latest_run, opened
+
+GROUP = "esputnik_token_sync"  # dagster_project.assets.GROUP, without importing Dagster here
+PHASES = ("extract", "validate", "diff", "push")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunSettings:
+    chunk_size: int = 1000
+    dagster_home: Path = Path()
+    logs: Path = Path()
+    profiler: str | None = None  # 'py-spy' or 'pyinstrument'
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def dagster_command() -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "dagster_project.definitions",
+        "--select",
+        f"group:{GROUP}",
+        "--partition-range",
+        PARTITION_RANGE,
+    ]
+
+
+def _profiled(command: list[str], profiler: str | None, output: Path) -> list[str]:
+    """Wrap the CLI in a sampling profiler when asked (its overhead then skews the figures)."""
+    if profiler == "py-spy":
+        spy = Path(sys.executable).with_name("py-spy")
+        return [
+            str(spy),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "-o",
+            str(output),
+            "--",
+            *command,
+        ]
+    if profiler == "pyinstrument":
+        # Runs the dagster CLI's entry point in pyinstrument's interpreter session.
+        return [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "-r",
+            "text",
+            "-o",
+            str(output),
+            "-m",
+            "dagster",
+            *command[1:],
+        ]
+    return command
+
+
+def run_sync(
+    warehouse: Warehouse, base_url: str, settings: RunSettings, label: str
+) -> dict[str, object]:
+    """Materialize the group over the whole range once; return measurements and phase seconds."""
+    env = {
+        **os.environ,
+        "WAREHOUSE_URL": warehouse.url,
+        "ESPUTNIK_API_KEY": API_KEY,
+        "ESPUTNIK_APP_UUID": APP_UUID,
+        "ESPUTNIK_BASE_URL": base_url,
+        "ESPUTNIK_CHUNK_SIZE": str(settings.chunk_size),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        **settings.extra_env,
+    }
+    for name in ("SYNC_STATE_URL", "WAREHOUSE_EXTRACT_SQL", "SYNC_DRY_RUN"):
+        if name not in settings.extra_env:
+            env.pop(name, None)
+    suffix = ".collapsed.txt" if settings.profiler == "py-spy" else ".txt"
+    profile = settings.logs / f"{label}.profile{suffix}"
+    command = _profiled(dagster_command(), settings.profiler, profile)
+    out = settings.logs / f"{label}.measure.json"
+    log = settings.logs / f"{label}.log"
+    helper = [sys.executable, "-m", "bench.measure", "--out", str(out), "--log", str(log)]
+    helper += ["--cwd", str(settings.dagster_home.parent), "--"]
+    # the helper imports bench from the repository; the CLI itself runs in the work dir
+    subprocess.run([*helper, *command], env=env, check=True, cwd=str(REPO_ROOT))
+    measured = json.loads(out.read_text())
+    with opened(warehouse) as engine:
+        record = latest_run(engine) or {}
+    phases = {p: float(record.get(f"{p}_seconds") or 0.0) for p in PHASES}
+    wall = float(measured["wall_seconds"])
+    result: dict[str, object] = {
+        **measured,
+        "log": str(log),
+        "profile": str(profile) if settings.profiler else None,
+        "run_record": {k: (v if isinstance(v, int | float) else str(v)) for k, v in record.items()},
+        **{f"{p}_seconds": s for p, s in phases.items()},
+        "bookkeeping_seconds": wall - sum(phases.values()),
+    }
+    if measured["returncode"] != 0:
+        tail = log.read_text(errors="replace").splitlines()[-25:]
+        result["error_tail"] = tail
+    return result
