@@ -18,8 +18,8 @@ from pathlib import Path
 from bench.datagen import PARTITION_RANGE
 from bench.sandbox import API_KEY, APP_UUID
 from bench.warehouse import Warehouse, latest_run, opened
+from dagster_project.demo import materialize_command
 
-GROUP = "esputnik_token_sync"  # dagster_project.assets.GROUP, without importing Dagster here
 PHASES = ("extract", "validate", "diff", "push")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,17 +34,7 @@ class RunSettings:
 
 
 def dagster_command() -> list[str]:
-    return [
-        str(Path(sys.executable).with_name("dagster")),
-        "asset",
-        "materialize",
-        "-m",
-        "dagster_project.definitions",
-        "--select",
-        f"group:{GROUP}",
-        "--partition-range",
-        PARTITION_RANGE,
-    ]
+    return materialize_command(PARTITION_RANGE)
 
 
 def _profiled(command: list[str], profiler: str | None, output: Path) -> list[str]:

@@ -22,28 +22,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from bench.datagen import CONTACT_COLUMNS, SUBSCRIBER_COLUMNS, Batch
+from dagster_project.core.state import RUN_COUNTERS
 from dagster_project.warehouse_seed import create_warehouse_schema
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 COPY_ROWS = 500_000
 
-RUN_COLUMNS = (
-    "run_id",
-    "started_at",
-    "finished_at",
-    "rows_extracted",
-    "rows_valid",
-    "rows_rejected",
-    "tokens_already_pushed",
-    "tokens_new",
-    "tokens_pushed",
-    "chunks_pushed",
-    "requests_sent",
-    "extract_seconds",
-    "validate_seconds",
-    "diff_seconds",
-    "push_seconds",
-)
+RUN_COLUMNS = ("run_id", "started_at", "finished_at", *RUN_COUNTERS)
 
 
 @dataclass

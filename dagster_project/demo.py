@@ -27,6 +27,21 @@ DEMO_API_KEY = "demo-api-key"
 DEMO_APP_UUID = "5b0a3a6e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
+def materialize_command(partition_range: str) -> list[str]:
+    """The documented CLI call that syncs a range of days as one run."""
+    return [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "dagster_project.definitions",
+        "--select",
+        f"group:{GROUP}",
+        "--partition-range",
+        partition_range,
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,17 +105,7 @@ def run_demo(workdir: Path, subscribers: int, partition_range: str) -> int:
             "ESPUTNIK_APP_UUID": DEMO_APP_UUID,
             "ESPUTNIK_BASE_URL": f"{base}/api",
         }
-        command = [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "-m",
-            "dagster_project.definitions",
-            "--select",
-            f"group:{GROUP}",
-            "--partition-range",
-            partition_range,
-        ]
+        command = materialize_command(partition_range)
         print("running:", " ".join(command[1:]))
         log_path = workdir / "last_run.log"
         with log_path.open("w") as log:

@@ -2,10 +2,10 @@
 
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
+from dagster_project.demo import materialize_command
 from tests.helpers import (
     API_KEY,
     APP_UUID,
@@ -16,14 +16,6 @@ from tests.helpers import (
 )
 
 RANGE = "2026-01-01...2026-11-23"
-
-
-def materialize_command(partition_range: str = RANGE) -> list[str]:
-    dagster = Path(sys.executable).with_name("dagster")
-    return [
-        str(dagster), "asset", "materialize", "-m", "dagster_project.definitions",
-        "--select", "group:esputnik_token_sync", "--partition-range", partition_range,
-    ]  # fmt: skip
 
 
 def sync_env(tmp_path: Path, warehouse_url: str, base_url: str, name: str = "home") -> dict:
@@ -41,7 +33,7 @@ def sync_env(tmp_path: Path, warehouse_url: str, base_url: str, name: str = "hom
 
 def materialize_range(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        materialize_command(), env=env, capture_output=True, text=True, timeout=300
+        materialize_command(RANGE), env=env, capture_output=True, text=True, timeout=300
     )
 
 

@@ -12,8 +12,9 @@ from collections import Counter
 
 from sqlalchemy import text
 
+from dagster_project.demo import materialize_command
 from tests.helpers import add_phone_subscribers, token_counts, warehouse_engine
-from tests.test_cli import materialize_command, sync_env
+from tests.test_cli import sync_env
 
 TOKENS = [str(5000 + n) for n in range(40)]
 RANGE = "2026-01-09...2026-01-11"

@@ -11,8 +11,9 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
+from dagster_project.demo import materialize_command
 from tests.helpers import add_subscribers, token_counts, warehouse_engine
-from tests.test_cli import materialize_command, sync_env
+from tests.test_cli import sync_env
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
