@@ -27,8 +27,9 @@ dev: install  ## the Dagster UI on http://127.0.0.1:3000 (runs kept in .demo/dag
 	mkdir -p .demo/dagster_home
 	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
-sandbox: install  ## the eSputnik sandbox in the foreground on port 8765
-	$(BIN)/python -m dagster_project.sandbox --port 8765
+sandbox: install  ## the eSputnik sandbox in the foreground on port 8765, with the demo key and app
+	$(BIN)/python -m dagster_project.sandbox --port 8765 \
+		--api-key demo-api-key --app-uuid 5b0a3a6e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
 
 bench: install  ## benchmark: 1M subscribers on SQLite and PostgreSQL, next to a naive loop
 	$(BIN)/python -m bench --sizes 1000000 --backends sqlite,postgres
