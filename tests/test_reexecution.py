@@ -1,5 +1,6 @@
 """Re-executing a failed run from its failure resumes its parent's batch."""
 
+import importlib
 from collections import Counter
 
 from dagster import DagsterInstance, ReexecutionOptions, execute_job
@@ -25,6 +26,8 @@ def test_reexecution_from_failure_pushes_only_the_rest(sqlite_url, sandbox, monk
         "ESPUTNIK_MAX_RETRIES": "0",
     }.items():
         monkeypatch.setenv(name, value)
+    # Definitions read the environment when the module loads: load it afresh for these settings.
+    importlib.reload(importlib.import_module("dagster_project.definitions"))
     job = ReconstructableRepository.for_module(
         "dagster_project.definitions", "defs", working_directory=str(tmp_path)
     ).get_reconstructable_job("esputnik_token_sync_job")
