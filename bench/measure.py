@@ -53,20 +53,24 @@ def _tree(root: int) -> list[int]:
 
 
 class TreePeak(threading.Thread):
-    """Polls the summed VmRSS of a process tree and the root's VmHWM until stopped."""
+    """Polls a process tree until stopped: summed VmRSS, the root's and the largest VmHWM."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_tree_kb = 0
         self.root_hwm_kb = 0
+        self.process_hwm_kb = 0
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(POLL_SECONDS):
-            total = sum(_status_kb(pid, "VmRSS") for pid in _tree(self.pid))
+            tree = _tree(self.pid)
+            total = sum(_status_kb(pid, "VmRSS") for pid in tree)
             self.peak_tree_kb = max(self.peak_tree_kb, total)
             self.root_hwm_kb = max(self.root_hwm_kb, _status_kb(self.pid, "VmHWM"))
+            biggest = max((_status_kb(pid, "VmHWM") for pid in tree), default=0)
+            self.process_hwm_kb = max(self.process_hwm_kb, biggest)
 
 
 def measure(command: list[str], log_path: Path, cwd: str | None = None) -> dict[str, object]:
@@ -85,7 +89,10 @@ def measure(command: list[str], log_path: Path, cwd: str | None = None) -> dict[
         "wall_seconds": wall,
         "cpu_user_seconds": usage.ru_utime,
         "cpu_system_seconds": usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        # ru_maxrss (KiB) misses grandchildren nobody waited for, e.g. under py-spy: the
+        # largest VmHWM polled in the tree covers those.
+        "peak_rss_mb": max(usage.ru_maxrss, poller.process_hwm_kb) / 1024,
+        "ru_maxrss_mb": usage.ru_maxrss / 1024,
         "peak_tree_rss_mb": poller.peak_tree_kb / 1024,
         "root_hwm_mb": poller.root_hwm_kb / 1024,
     }
