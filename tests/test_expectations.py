@@ -1,0 +1,45 @@
+"""The payload suite itself: it catches what it must, and an empty batch holds vacuously."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dagster_project.core.expectations import validate_payload
+
+
+def payload(**columns: list) -> pd.DataFrame:
+    base = {
+        "token": ["501", "502"],
+        "contact_id": pd.array([11, None], dtype="Int64"),
+        "external_customer_id": ["C1", None],
+        "phone": [None, "380501234567"],
+        "email": ["a@example.com", None],
+    }
+    return pd.DataFrame({**base, **columns})
+
+
+def test_clean_payload_passes_every_expectation() -> None:
+    outcome = validate_payload(payload())
+    assert outcome.success
+    assert len(outcome.expectations) == 8
+    assert outcome.failed == ()
+
+
+def test_suite_names_the_broken_expectations() -> None:
+    outcome = validate_payload(payload(token=["501", "501"], phone=[None, "+38 050"]))
+    assert not outcome.success
+    failed = {(e.name, e.column): e.unexpected_count for e in outcome.failed}
+    assert failed == {
+        ("expect_column_values_to_be_unique", "token"): 2,
+        ("expect_column_values_to_match_regex", "phone"): 1,
+    }
+
+
+def test_empty_batch_reports_the_same_expectations_as_holding() -> None:
+    ran = validate_payload(payload())
+    empty = validate_payload(payload().iloc[0:0])
+    assert empty.success
+    assert [(e.name, e.column) for e in empty.expectations] == [
+        (e.name, e.column) for e in ran.expectations
+    ]
+    assert all(e.unexpected_count == 0 for e in empty.expectations)
