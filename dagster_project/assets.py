@@ -32,6 +32,7 @@ from dagster_project.core.extract import (
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
+from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
 from dagster_project.core.state import (
     append_frame,
     count_batch,
@@ -41,6 +42,7 @@ from dagster_project.core.state import (
     ledger_duplicates,
     purge_stale_batches,
     read_run_record,
+    read_settled,
     read_unpushed_extract,
     recent_new_tokens,
     stage_new_tokens,
@@ -186,17 +188,26 @@ def validated_subscribers(
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
     coverage = read_run_record(state, batch_id)
     extracted = int(coverage["rows_extracted"])
-    raw = read_unpushed_extract(state, batch_id, esputnik.app_uuid)
-    already_pushed = extracted - len(raw)
-    result = validate_batch(raw, sync_settings.default_region())
+    unpushed = read_unpushed_extract(state, batch_id, esputnik.app_uuid)
+    already_pushed = extracted - len(unpushed)
+    region, now = sync_settings.default_region(), utc_now()
+    rules = rules_key(region)
+    keys = group_keys(unpushed)
+    settled = is_settled(keys, read_settled(state, esputnik.app_uuid, rules))
+    raw = unpushed[~settled]
+    result = validate_batch(raw, region)
     suite = validate_payload(result.accepted)
-    rejects = result.rejects.assign(
-        run_id=context.run.run_id, batch_id=batch_id, recorded_at=utc_now()
-    )
+    rejects = result.rejects.assign(run_id=context.run.run_id, batch_id=batch_id, recorded_at=now)
+    refused = refused_groups(keys[~settled], raw, result.accepted)
     with state.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
         append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
         append_frame(conn, "esputnik_sync_rejects", rejects)
+        append_frame(
+            conn,
+            "esputnik_settled_rejects",
+            refused.assign(app_uuid=esputnik.app_uuid, rules=rules, settled_at=now),
+        )
     seconds = time.perf_counter() - started
 
     reject_counts, drop_counts = result.reject_counts(), result.drop_counts()
@@ -210,7 +221,8 @@ def validated_subscribers(
         validate_seconds=seconds,
     )
     context.log.info(
-        f"{extracted:,} rows, {already_pushed:,} with a token already pushed; of the other "
+        f"{extracted:,} rows, {already_pushed:,} with a token already pushed, "
+        f"{int(settled.sum()):,} refused before and unchanged since; of the other "
         f"{len(raw):,}: {len(result.accepted):,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
         f"{dropped:,} identifiers dropped"
@@ -226,6 +238,7 @@ def validated_subscribers(
             "dagster/row_count": len(result.accepted),
             "rows_extracted": extracted,
             "rows_already_pushed": already_pushed,
+            "rows_settled": int(settled.sum()),
             "rows_validated": len(raw),
             "rows_valid": len(result.accepted),
             "rows_rejected": rejected,
@@ -341,7 +354,10 @@ def new_esputnik_tokens(
         AssetCheckSpec(
             LEDGER_CHECK,
             asset="esputnik_pushed_tokens",
-            description="The ledger holds no live token twice for the app.",
+            description=(
+                "The ledger holds none of the tokens this run set out to send twice (live, for "
+                "the app): proof that no token was sent twice."
+            ),
         ),
         AssetCheckSpec(
             QUARANTINE_CHECK,
@@ -401,7 +417,7 @@ def esputnik_pushed_tokens(
         )
     else:
         update_run_record(state, batch_id, status="dry_run")
-    duplicates = ledger_duplicates(state, esputnik.app_uuid)
+    duplicates = ledger_duplicates(state, esputnik.app_uuid, batch_id)
     quarantined_ok = report.tokens_quarantined <= sync_settings.max_quarantined_tokens
     if report.tokens_quarantined:
         context.log.warning(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import pandas as pd
 
 from dagster_project.core.identifiers import (
@@ -92,10 +93,16 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
 
 def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalized]):
     """Apply ``normalize`` once per distinct value; return (values, problems) Series."""
-    results = {raw: normalize(raw) for raw in values.dropna().unique()}
-    normalized = values.map(lambda raw: results[raw].value if raw in results else None)
-    problems = values.map(lambda raw: results[raw].problem if raw in results else None)
-    return normalized.astype(object), problems.astype(object)
+    distinct = values.dropna().unique()
+    results = [normalize(raw) for raw in distinct]
+    # position of each row's value among the distinct ones; -1 (missing) picks the trailing None
+    where = pd.Index(distinct).get_indexer(values)
+    normalized = np.array([r.value for r in results] + [None], dtype=object)[where]
+    problems = np.array([r.problem for r in results] + [None], dtype=object)[where]
+    return (
+        pd.Series(normalized, index=values.index, dtype=object),
+        pd.Series(problems, index=values.index, dtype=object),
+    )
 
 
 def _utc(values: pd.Series) -> pd.Series:
@@ -167,7 +174,10 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     crm_phone, crm_phone_problem = _normalize_column(
         part["crm_phone"].where(joined).astype(object), phone_rule
     )
-    bot_phone, bot_phone_problem = _normalize_column(part["bot_phone"].astype(object), phone_rule)
+    # The phone shared with the bot is only used (and only checked) where the CRM has none.
+    bot_phone, bot_phone_problem = _normalize_column(
+        part["bot_phone"].where(crm_phone.isna()).astype(object), phone_rule
+    )
     email, email_problem = _normalize_column(
         part["crm_email"].where(joined).astype(object), normalize_email
     )

@@ -124,6 +124,16 @@ def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.Da
         return pd.read_sql(text(load_sql("read_unpushed_extract.sql")), conn, params=params)
 
 
+def read_settled(engine: Engine, app_uuid: str, rules: str) -> pd.DataFrame:
+    """Token groups refused before under ``rules`` (see core/settled.py)."""
+    query = text(
+        "SELECT token, group_hash FROM esputnik_settled_rejects"
+        " WHERE app_uuid = :app_uuid AND rules = :rules"
+    )
+    with engine.connect() as conn:
+        return pd.read_sql(query, conn, params={"app_uuid": app_uuid, "rules": rules})
+
+
 def count_batch(engine: Engine, table: str, batch_id: str) -> int:
     if table not in STAGE_TABLES:
         raise ValueError(f"{table} is not a staging table")
@@ -156,11 +166,12 @@ def recent_new_tokens(engine: Engine, app_uuid: str, batch_id: str, runs: int) -
         return [int(r[0]) for r in conn.execute(text(load_sql("recent_new_tokens.sql")), params)]
 
 
-def ledger_duplicates(engine: Engine, app_uuid: str) -> int:
-    """Live tokens recorded more than once for the app: should always be zero."""
+def ledger_duplicates(engine: Engine, app_uuid: str, batch_id: str) -> int:
+    """Tokens of the batch recorded live more than once for the app: should always be zero."""
     with engine.connect() as conn:
         query = text(load_sql("ledger_duplicates.sql"))
-        return int(conn.execute(query, {"app_uuid": app_uuid}).scalar_one())
+        params = {"app_uuid": app_uuid, "batch_id": batch_id}
+        return int(conn.execute(query, params).scalar_one())
 
 
 def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reason: str) -> None:

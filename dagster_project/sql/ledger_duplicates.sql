@@ -1,10 +1,13 @@
--- Tokens the ledger holds more than once as live (not removed by eSputnik) for one app.
+-- Tokens this batch set out to send that the ledger holds more than once as live (not removed
+-- by eSputnik) for the app. Only a push can add ledger rows, so checking each run's own tokens
+-- covers the whole ledger over time, at a cost proportional to the run, not to the ledger.
 SELECT COUNT(*)
 FROM (
-    SELECT token
-    FROM esputnik_token_ledger
-    WHERE app_uuid = :app_uuid
-      AND removed_at IS NULL
-    GROUP BY token
+    SELECT l.token
+    FROM esputnik_token_ledger l
+    WHERE l.app_uuid = :app_uuid
+      AND l.removed_at IS NULL
+      AND l.token IN (SELECT n.token FROM esputnik_stage_new n WHERE n.batch_id = :batch_id)
+    GROUP BY l.token
     HAVING COUNT(*) > 1
 ) duplicated

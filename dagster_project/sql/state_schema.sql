@@ -76,6 +76,19 @@ CREATE TABLE IF NOT EXISTS esputnik_token_quarantine (
 CREATE INDEX IF NOT EXISTS ix_esputnik_token_quarantine_token
     ON esputnik_token_quarantine (app_uuid, token);
 
+-- Token groups (all staged rows of one token) refused before under the same rules: an identical
+-- group in a later run is not validated or recorded again (core/settled.py). Forgotten with the
+-- staging rows, so every refusal is re-checked now and then.
+CREATE TABLE IF NOT EXISTS esputnik_settled_rejects (
+    app_uuid TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    token TEXT NOT NULL,
+    group_hash BIGINT NOT NULL,
+    settled_at TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_settled_rejects_rules
+    ON esputnik_settled_rejects (app_uuid, rules);
+
 -- Rows not sent (outcome 'rejected') and identifiers left out of a payload
 -- (outcome 'identifier_dropped'), each with its reason.
 CREATE TABLE IF NOT EXISTS esputnik_sync_rejects (

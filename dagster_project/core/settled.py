@@ -1,0 +1,56 @@
+"""Refusals that would only repeat themselves: token groups refused before and unchanged since.
+
+On a nightly rerun most staged rows are rows refused on an earlier night (blocked subscribers,
+rows without a usable identifier): their tokens never reach the ledger, so the extract stages
+them again, and validating them again can only give the same answer. A token's staged rows are
+therefore validated only when the group differs from one refused before under the same rules:
+a row added, removed or changed anywhere in the group brings the whole group back, so every
+decision is still taken over all the token's rows, as ``validate_batch`` requires.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.identifiers import normalize_token
+
+# Bump when validate_batch would decide differently on the same rows: every group is then
+# validated afresh once.
+RULES_VERSION = 1
+GROUP_COLUMNS = [c for c in RAW_COLUMNS if c != "source_row"]  # source_row differs per run
+SETTLED_COLUMNS = ("token", "group_hash")
+
+
+def rules_key(default_region: str | None) -> str:
+    """What a refusal depended on besides the rows: the rules, the region and the hashing."""
+    return f"v{RULES_VERSION};region={default_region or '-'};pandas={pd.__version__}"
+
+
+def group_keys(raw: pd.DataFrame) -> pd.DataFrame:
+    """Per row: its token (as validate_batch derives it) and a hash of its token's whole group.
+
+    The group hash sums the 64-bit hashes of the group's rows, so it ignores row order and
+    changes with any row added, removed or edited.
+    """
+    token = pd.Series(
+        [normalize_token(v).value or "" for v in raw["chat_id"]], index=raw.index, dtype=object
+    )
+    rows = pd.util.hash_pandas_object(raw[GROUP_COLUMNS].astype("string"), index=False)
+    by_token = pd.Series(rows.to_numpy(), index=raw.index).groupby(token)
+    summary = pd.DataFrame({"sum": by_token.transform("sum"), "size": by_token.transform("size")})
+    group = pd.util.hash_pandas_object(summary, index=False).to_numpy().view("int64")
+    return pd.DataFrame({"token": token, "group_hash": group}, index=raw.index)
+
+
+def is_settled(keys: pd.DataFrame, settled: pd.DataFrame) -> pd.Series:
+    """Rows whose token group was refused before, unchanged (``settled``: token, group_hash)."""
+    known = pd.MultiIndex.from_frame(settled[list(SETTLED_COLUMNS)].astype({"group_hash": "int64"}))
+    found = pd.MultiIndex.from_frame(keys[list(SETTLED_COLUMNS)]).isin(known)
+    return pd.Series(found, index=keys.index)
+
+
+def refused_groups(keys: pd.DataFrame, raw: pd.DataFrame, accepted: pd.DataFrame) -> pd.DataFrame:
+    """Distinct groups of the validated rows none of whose rows is to be sent."""
+    sent = keys.loc[raw["source_row"].isin(accepted["source_row"]), "token"]
+    return keys.loc[~keys["token"].isin(sent), list(SETTLED_COLUMNS)].drop_duplicates()
