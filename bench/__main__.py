@@ -69,6 +69,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--chunk-size", type=int, default=1000, help="ESPUTNIK_CHUNK_SIZE")
     parser.add_argument(
+        "--requests-per-second",
+        type=float,
+        default=0.0,
+        help="ESPUTNIK_REQUESTS_PER_SECOND for the sync (0: no limit); the table then shows "
+        "how busy the push kept it",
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=1, help="ESPUTNIK_MAX_IN_FLIGHT for the sync"
+    )
+    parser.add_argument(
         "--baseline-sample", type=int, default=20_000, help="rows the naive loop runs (0: none)"
     )
     parser.add_argument(
@@ -115,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
     code = snapshot_code(workdir / "code") if args.snapshot else None
     extra_env = {"PYTHONPATH": code["path"]} if code else {}
+    extra_env |= {
+        "ESPUTNIK_REQUESTS_PER_SECOND": str(args.requests_per_second),
+        "ESPUTNIK_MAX_IN_FLIGHT": str(args.max_in_flight),
+    }
     started = time.monotonic()
 
     def say(message: str) -> None:

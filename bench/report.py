@@ -11,6 +11,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dagster_project.core.push import rate_limit_busy
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 COLUMNS = (
@@ -27,6 +29,7 @@ COLUMNS = (
     ("wall s", 7, "{:.1f}"),
     ("rows/s", 8, "{:,.0f}"),
     ("push tok/s", 10, "{:,.0f}"),
+    ("limit busy", 10, "{:.0%}"),
     ("RSS MB", 7, "{:,.0f}"),
     ("naive rows/s*", 13, "{:,.0f}"),
     ("speed-up", 8, "{:,.1f}x"),
@@ -55,6 +58,11 @@ def table_row(entry: dict) -> dict[str, object]:
         "wall s": sync["wall_seconds"],
         "rows/s": entry.get("rows_per_second"),
         "push tok/s": pushed / push if push and pushed else None,
+        "limit busy": rate_limit_busy(
+            int(record.get("requests_sent") or 0),
+            float(record.get("sending_seconds") or 0.0),
+            float(record.get("requests_per_second_limit") or 0.0),
+        ),
         "RSS MB": sync["peak_rss_mb"],
         "naive rows/s*": baseline.get("estimated_rows_per_second"),
         "speed-up": entry.get("speedup"),
@@ -74,7 +82,8 @@ def format_table(entries: list[dict]) -> str:
         )
     lines.append(
         "seconds per phase from esputnik_sync_runs; bookkeep = wall - phases (CLI start-up, "
-        "Dagster, GX context); push tok/s = pushed / push seconds; RSS = peak of the CLI process."
+        "Dagster, GX context); push tok/s = pushed / push seconds; limit busy = requests sent per "
+        "second over ESPUTNIK_REQUESTS_PER_SECOND (--requests-per-second); RSS = peak of the run."
     )
     lines.append(
         "* naive rows/s is EXTRAPOLATED from a random sample processed row by row "

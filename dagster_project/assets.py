@@ -414,9 +414,19 @@ def esputnik_pushed_tokens(
             chunks_pushed=report.chunks_pushed,
             requests_sent=report.requests_sent,
             push_seconds=report.seconds,
+            sending_seconds=report.sending_seconds,
+            requests_per_second_limit=report.requests_per_second_limit,
         )
     else:
         update_run_record(state, batch_id, status="dry_run")
+    if report.requests_sent:
+        busy = report.rate_limit_busy
+        context.log.info(
+            f"pushed {report.tokens_pushed:,} tokens in {report.requests_sent:,} requests over "
+            f"{report.sending_seconds:.1f}s ({report.tokens_per_second:,.0f} tokens/s"
+            + (f"; rate limit {busy:.0%} busy" if busy is not None else "")
+            + ")"
+        )
     duplicates = ledger_duplicates(state, esputnik.app_uuid, batch_id)
     quarantined_ok = report.tokens_quarantined <= sync_settings.max_quarantined_tokens
     if report.tokens_quarantined:
@@ -435,6 +445,12 @@ def esputnik_pushed_tokens(
             "requests_sent": report.requests_sent,
             "push_seconds": round(report.seconds, 3),
             "tokens_per_second": round(report.tokens_per_second, 1),
+            "sending_seconds": round(report.sending_seconds, 3),
+            **(
+                {"rate_limit_busy": round(report.rate_limit_busy, 3)}
+                if report.rate_limit_busy is not None
+                else {}
+            ),
             "chunk_size": esputnik.chunk_size,
             "quarantined_sample": quarantine_sample(report.quarantined),
             **({"would_send_sample": payload_sample(report.would_send)} if report.dry_run else {}),

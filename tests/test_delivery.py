@@ -143,7 +143,8 @@ def test_in_flight_and_rate_limits_are_kept(warehouse, sqlite_url, sandbox):
     resources = sync_resources(
         sqlite_url, sandbox, chunk_size=2, max_in_flight=3, requests_per_second=8
     )
-    assert run_sync(resources).success
+    result = run_sync(resources)
+    assert result.success
     state = sandbox.state
     assert token_counts(sandbox) == EXPECTED
     assert 2 <= state.max_in_flight <= 3
@@ -151,6 +152,12 @@ def test_in_flight_and_rate_limits_are_kept(warehouse, sqlite_url, sandbox):
     assert len(starts) == 12
     for first, later in zip(starts, starts[8:], strict=False):
         assert later - first >= 0.95  # never more than 8 request starts within a second
+    # The run reports how much of the limit it used: 12 requests in what 8/s allows.
+    pushed = last_metadata(result, "esputnik_pushed_tokens")
+    assert pushed["requests_sent"] == 12
+    assert pushed["sending_seconds"] >= 11 / 8
+    busy = 11 / pushed["sending_seconds"] / 8  # 11 intervals of 1/8 s between 12 starts
+    assert pushed["rate_limit_busy"] == pytest.approx(busy, abs=1e-3)
 
 
 def test_dry_run_sends_nothing_and_changes_no_ledger(warehouse, sqlite_url, sandbox):

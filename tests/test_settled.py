@@ -50,9 +50,7 @@ def test_only_groups_without_a_sent_row_are_settled():
     assert is_settled(keys, refused).tolist() == [False, False, True]
 
 
-def test_nightly_rerun_skips_unchanged_refusals_and_revisits_changed_ones(
-    warehouse_url, sandbox
-):
+def test_nightly_rerun_skips_unchanged_refusals_and_revisits_changed_ones(warehouse_url, sandbox):
     engine = warehouse_engine(warehouse_url)
     add_subscribers(
         engine,

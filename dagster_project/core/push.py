@@ -46,6 +46,8 @@ class PushReport:
     requests_sent: int = 0
     tokens_quarantined: int = 0
     seconds: float = 0.0
+    sending_seconds: float = 0.0  # first request sent to last response received
+    requests_per_second_limit: float = 0.0
     dry_run: bool = False
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     would_send: list[dict] = field(default_factory=list)
@@ -53,6 +55,25 @@ class PushReport:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens_pushed / self.seconds if self.seconds else 0.0
+
+    @property
+    def rate_limit_busy(self) -> float | None:
+        """Requests sent per second over the configured limit: 1.0 means no slot was wasted."""
+        return rate_limit_busy(
+            self.requests_sent, self.sending_seconds, self.requests_per_second_limit
+        )
+
+
+def rate_limit_busy(requests: int, sending_seconds: float, limit: float) -> float | None:
+    """Share of the rate limit's request slots used while sending (None without a limit).
+
+    The limiter lets the first request go at once and spaces the others ``1 / limit`` apart,
+    so a push that never leaves a slot unused takes ``(requests - 1) / limit`` seconds plus the
+    last response: that is 100 %.
+    """
+    if not limit or requests < 2 or sending_seconds <= 0:
+        return None
+    return (requests - 1) / (sending_seconds * limit)
 
 
 class RateLimiter:
@@ -89,12 +110,15 @@ class _Delivery:
         self.engine, self.client, self.run_id = engine, client, run_id
         self.limiter, self.report, self.progress = limiter, report, progress
         self.lock = threading.Lock()
+        self.first_request_at: float | None = None
 
     def deliver(self, chunk_no: int, rows: Sequence[dict]) -> None:
         ledger = ledger_rows(self.client.app_uuid, self.run_id, chunk_no, rows)
         self.limiter.wait()
         with self.lock:
             self.report.requests_sent += 1
+            if self.first_request_at is None:
+                self.first_request_at = time.perf_counter()
         try:
             self.client.post_tokens([token_payload(row) for row in rows])
         except (EsputnikRejectedError, EsputnikTooLargeError) as exc:
@@ -133,7 +157,9 @@ def push_pending(
     The pending set is read under the app's push lock, so a concurrent run that got there
     first has already recorded its tokens and they are not sent again.
     """
-    report = PushReport(dry_run=options.dry_run)
+    report = PushReport(
+        dry_run=options.dry_run, requests_per_second_limit=options.requests_per_second
+    )
     started = time.perf_counter()
     with push_lock(engine, client.app_uuid, options.lock_wait_seconds, log):
         chunks = list(pending_chunks(engine, batch_id, client.app_uuid, options.chunk_size))
@@ -168,7 +194,10 @@ def push_pending(
         try:
             _run_bounded(delivery, chunks, options.max_in_flight)
         finally:
-            report.seconds = time.perf_counter() - started
+            finished = time.perf_counter()
+            report.seconds = finished - started
+            if delivery.first_request_at is not None:
+                report.sending_seconds = finished - delivery.first_request_at
     return report
 
 

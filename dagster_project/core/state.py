@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
 STAGE_TABLES = (
@@ -42,11 +42,24 @@ def split_statements(script: str) -> list[str]:
     return [stmt.strip() for stmt in script.split(";") if stmt.strip()]
 
 
+# Columns added to existing tables after their first release: (table, column, SQL type).
+# CREATE TABLE IF NOT EXISTS leaves an older table as it is, so these are added on start.
+ADDED_COLUMNS = (
+    ("esputnik_sync_runs", "sending_seconds", "DOUBLE PRECISION"),
+    ("esputnik_sync_runs", "requests_per_second_limit", "DOUBLE PRECISION"),
+)
+
+
 def ensure_state_schema(engine: Engine) -> None:
-    """Create the state tables if absent; safe to call at the start of every run."""
+    """Create the state tables if absent and add newer columns to older ones; safe to call at
+    the start of every run."""
     with engine.begin() as conn:
         for statement in split_statements(load_sql("state_schema.sql")):
             conn.execute(text(statement))
+        for table, column, sql_type in ADDED_COLUMNS:
+            present = {c["name"] for c in inspect(conn).get_columns(table)}
+            if column not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def utc_now() -> datetime:
@@ -276,6 +289,8 @@ RUN_COUNTERS = (
     "validate_seconds",
     "diff_seconds",
     "push_seconds",
+    "sending_seconds",
+    "requests_per_second_limit",
 )
 
 

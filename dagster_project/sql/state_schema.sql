@@ -133,7 +133,9 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
     extract_seconds DOUBLE PRECISION,
     validate_seconds DOUBLE PRECISION,
     diff_seconds DOUBLE PRECISION,
-    push_seconds DOUBLE PRECISION
+    push_seconds DOUBLE PRECISION,
+    sending_seconds DOUBLE PRECISION,
+    requests_per_second_limit DOUBLE PRECISION
 );
 
 -- Message events of one ingest batch that passed the row checks, before the ledger join.
