@@ -20,9 +20,8 @@ from dagster import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.batch import validate_batch
 from dagster_project.core.esputnik import EsputnikError
-from dagster_project.core.expectations import SUITE_NAME, validate_payload
+from dagster_project.core.expectations import SUITE_NAME
 from dagster_project.core.extract import (
     ExtractError,
     extract_coverage,
@@ -32,24 +31,20 @@ from dagster_project.core.extract import (
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
-from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
 from dagster_project.core.state import (
-    append_frame,
     count_batch,
     count_quarantined,
-    delete_batch,
     ensure_state_schema,
     ledger_duplicates,
     purge_stale_batches,
     read_run_record,
-    read_settled,
-    read_unpushed_extract,
     recent_new_tokens,
     stage_new_tokens,
     start_run_record,
     update_run_record,
     utc_now,
 )
+from dagster_project.core.validation import validate_staged
 from dagster_project.partitions import single_run_backfill, subscribed_date_partitions
 from dagster_project.reporting import (
     counts_table,
@@ -188,45 +183,35 @@ def validated_subscribers(
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
     coverage = read_run_record(state, batch_id)
     extracted = int(coverage["rows_extracted"])
-    unpushed = read_unpushed_extract(state, batch_id, esputnik.app_uuid)
-    already_pushed = extracted - len(unpushed)
-    region, now = sync_settings.default_region(), utc_now()
-    rules = rules_key(region)
-    keys = group_keys(unpushed)
-    settled = is_settled(keys, read_settled(state, esputnik.app_uuid, rules))
-    raw = unpushed[~settled]
-    result = validate_batch(raw, region)
-    suite = validate_payload(result.accepted)
-    rejects = result.rejects.assign(run_id=context.run.run_id, batch_id=batch_id, recorded_at=now)
-    refused = refused_groups(keys[~settled], raw, result.accepted)
-    with state.begin() as conn:
-        delete_batch(conn, "esputnik_stage_valid", batch_id)
-        append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
-        append_frame(conn, "esputnik_sync_rejects", rejects)
-        append_frame(
-            conn,
-            "esputnik_settled_rejects",
-            refused.assign(app_uuid=esputnik.app_uuid, rules=rules, settled_at=now),
-        )
+    report = validate_staged(
+        state,
+        batch_id,
+        esputnik.app_uuid,
+        context.run.run_id,
+        sync_settings.default_region(),
+        sync_settings.validate_chunk_rows,
+        log=context.log.info,
+    )
     seconds = time.perf_counter() - started
-
-    reject_counts, drop_counts = result.reject_counts(), result.drop_counts()
+    already_pushed = extracted - report.rows_unpushed
+    reject_counts, drop_counts = dict(report.reject_counts), dict(report.drop_counts)
     rejected, dropped = sum(reject_counts.values()), sum(drop_counts.values())
     update_run_record(
         state,
         batch_id,
-        rows_valid=len(result.accepted),
+        rows_valid=report.rows_valid,
         rows_rejected=rejected,
         identifiers_dropped=dropped,
         validate_seconds=seconds,
     )
     context.log.info(
         f"{extracted:,} rows, {already_pushed:,} with a token already pushed, "
-        f"{int(settled.sum()):,} refused before and unchanged since; of the other "
-        f"{len(raw):,}: {len(result.accepted):,} valid, {rejected:,} rejected "
+        f"{report.rows_settled:,} refused before and unchanged since; of the other "
+        f"{report.rows_validated:,}: {report.rows_valid:,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
         f"{dropped:,} identifiers dropped"
     )
+    suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
     completeness = identifier_completeness(
         coverage["rows_without_identifier"],
@@ -235,18 +220,18 @@ def validated_subscribers(
     )
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(result.accepted),
+            "dagster/row_count": report.rows_valid,
             "rows_extracted": extracted,
             "rows_already_pushed": already_pushed,
-            "rows_settled": int(settled.sum()),
-            "rows_validated": len(raw),
-            "rows_valid": len(result.accepted),
+            "rows_settled": report.rows_settled,
+            "rows_validated": report.rows_validated,
+            "rows_valid": report.rows_valid,
             "rows_rejected": rejected,
             "identifiers_dropped": dropped,
             **{f"rejected_{k}": v for k, v in reject_counts.items()},
             **{f"dropped_{k}": v for k, v in drop_counts.items()},
             "validate_seconds": round(seconds, 3),
-            "rejects_sample": rejects_sample(result.rejects),
+            "rejects_sample": rejects_sample(report.rejects_sample),
             "summary": MetadataValue.md(
                 counts_table("Rejected rows by reason", reject_counts)
                 + "\n\n"
@@ -262,7 +247,8 @@ def validated_subscribers(
                 metadata={
                     "expectations_evaluated": len(suite.expectations),
                     "expectations_failed": len(suite.failed),
-                    "rows_checked": len(result.accepted),
+                    "rows_checked": report.rows_valid,
+                    "chunks": report.chunks,
                 },
             ),
             verdict_result(

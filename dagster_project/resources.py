@@ -199,6 +199,11 @@ class SyncSettings(ConfigurableResource):
         default="UA", description="PHONE_DEFAULT_REGION for numbers without a country code"
     )
     staging_retention_days: int = Field(default=7, gt=0)
+    validate_chunk_rows: int = Field(
+        default=200_000,
+        gt=0,
+        description="SYNC_VALIDATE_CHUNK_ROWS: rows validated at once; bounds the run's memory",
+    )
     dry_run: bool = Field(
         default=False, description="SYNC_DRY_RUN: report what would be sent; send nothing"
     )
@@ -283,5 +288,6 @@ def resources_from_env() -> dict[str, ConfigurableResource]:
             max_quarantined_tokens=env_int_or_default("SYNC_MAX_QUARANTINED_TOKENS", 50),
             events_grace_hours=env_float_or_default("SYNC_EVENTS_GRACE_HOURS", 48.0),
             blocked_rate_jump_multiple=env_float_or_default("SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0),
+            validate_chunk_rows=env_int_or_default("SYNC_VALIDATE_CHUNK_ROWS", 200_000),
         ),
     }

@@ -58,10 +58,13 @@ def january(warehouse_url):
     return engine
 
 
+# Validating two rows at a time must decide exactly as one pass does: a token's rows share a chunk.
+@pytest.mark.parametrize("chunk_rows", [200_000, 2], ids=["one-chunk", "chunks-of-2"])
 def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
-    january, warehouse_url, sandbox
+    january, warehouse_url, sandbox, chunk_rows
 ):
-    result = run_sync(sync_resources(warehouse_url, sandbox))
+    settings = {"max_no_identifier_share": 0.5, "validate_chunk_rows": chunk_rows}
+    result = run_sync(sync_resources(warehouse_url, sandbox, settings=settings))
     assert result.success
 
     assert token_counts(sandbox) == Counter(
@@ -112,6 +115,7 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (5, 3)
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == "payload_contract" and check.passed
+    assert check.metadata["chunks"].value == (1 if chunk_rows > 10 else 5)
 
 
 def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehouse_url, sandbox):
@@ -137,9 +141,11 @@ def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehous
         "externalCustomerId": "C-LATE",
         "phone": "380671234567",
     }
-    # The six rows of the five pushed tokens are skipped before validation.
-    assert last_metadata(third, "validated_subscribers")["rows_already_pushed"] == 6
-    assert last_metadata(third, "validated_subscribers")["rows_validated"] == 5
+    # The six rows of the five pushed tokens are skipped before validation, and so are the
+    # three refused on both earlier nights (blocked 1004, anonymous 1005, blank chat id).
+    validated = last_metadata(third, "validated_subscribers")
+    assert validated["rows_already_pushed"] == 6
+    assert (validated["rows_settled"], validated["rows_validated"]) == (3, 2)
 
 
 def test_rows_just_outside_the_range_are_sent_by_the_run_that_covers_them(

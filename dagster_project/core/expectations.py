@@ -80,41 +80,76 @@ def _snake(kind: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
 
 
-def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
-    """Run the suite over the rows about to be sent (an ephemeral, in-memory GX context).
+class PayloadValidator:
+    """One ephemeral, in-memory GX context that validates payload frames one after another.
 
-    With no rows to send there is nothing the suite could find: every expectation holds
-    vacuously, so the result says so without starting Great Expectations.
+    A batch validated in several chunks reuses the context; the chunks' outcomes are merged
+    with ``merge_outcomes``.
     """
-    if accepted.empty:
-        return SuiteOutcome(
-            success=True,
-            expectations=tuple(
-                ExpectationOutcome(
-                    name=_snake(kind), column=kwargs["column"], success=True, unexpected_count=0
-                )
-                for kind, kwargs in EXPECTATIONS
-            ),
+
+    def __init__(self) -> None:
+        self._batch_definition = None
+
+    def validate(self, accepted: pd.DataFrame) -> SuiteOutcome:
+        """The suite over rows about to be sent. An empty frame holds every expectation
+        vacuously, so its result is given without starting Great Expectations."""
+        if accepted.empty:
+            return SuiteOutcome(
+                success=True,
+                expectations=tuple(
+                    ExpectationOutcome(
+                        name=_snake(kind), column=kwargs["column"], success=True, unexpected_count=0
+                    )
+                    for kind, kwargs in EXPECTATIONS
+                ),
+            )
+        frame = accepted[["token", "contact_id", "external_customer_id", "phone", "email"]].copy()
+        frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
+        frame["contact_id"] = frame["contact_id"].astype("Float64")
+        batch = self._definition().get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(payload_suite())
+        outcomes = tuple(
+            ExpectationOutcome(
+                name=r.expectation_config.type,
+                column=str(r.expectation_config.kwargs.get("column")),
+                success=bool(r.success),
+                unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+            )
+            for r in result.results
         )
-    gx = _gx()
-    frame = accepted[["token", "contact_id", "external_customer_id", "phone", "email"]].copy()
-    frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
-    frame["contact_id"] = frame["contact_id"].astype("Float64")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
-    asset = context.data_sources.add_pandas("sync_batch").add_dataframe_asset("payload")
-    batch = asset.add_batch_definition_whole_dataframe("whole_batch").get_batch(
-        batch_parameters={"dataframe": frame}
-    )
-    result = batch.validate(payload_suite())
-    outcomes = tuple(
-        ExpectationOutcome(
-            name=r.expectation_config.type,
-            column=str(r.expectation_config.kwargs.get("column")),
-            success=bool(r.success),
-            unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
+        return SuiteOutcome(success=bool(result.success), expectations=outcomes)
+
+    def _definition(self):
+        if self._batch_definition is None:
+            gx = _gx()
+            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = {"globally": False}
+            asset = context.data_sources.add_pandas("sync_batch").add_dataframe_asset("payload")
+            self._batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
+        return self._batch_definition
+
+
+def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
+    """Run the suite over the rows about to be sent (see ``PayloadValidator``)."""
+    return PayloadValidator().validate(accepted)
+
+
+def merge_outcomes(outcomes: list[SuiteOutcome]) -> SuiteOutcome:
+    """The suite's outcome over chunks that share no token: unexpected counts add up.
+
+    Valid for token uniqueness too, as long as each token's rows sit in one chunk.
+    """
+    if not outcomes:
+        return validate_payload(pd.DataFrame(columns=["token"]))
+    merged = []
+    for parts in zip(*(o.expectations for o in outcomes), strict=True):
+        merged.append(
+            ExpectationOutcome(
+                name=parts[0].name,
+                column=parts[0].column,
+                success=all(p.success for p in parts),
+                unexpected_count=sum(p.unexpected_count for p in parts),
+            )
         )
-        for r in result.results
-    )
-    return SuiteOutcome(success=bool(result.success), expectations=outcomes)
+    return SuiteOutcome(success=all(o.success for o in outcomes), expectations=tuple(merged))

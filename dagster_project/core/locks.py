@@ -22,8 +22,9 @@ class PushLockTimeout(RuntimeError):
     """Another run held the push lock for longer than we were willing to wait."""
 
 
-def _advisory_key(app_uuid: str) -> int:
-    digest = hashlib.sha256(f"esputnik-push:{app_uuid}".encode()).digest()
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (signed 64-bit) derived from a readable name."""
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -65,7 +66,7 @@ def push_lock(
 
 @contextlib.contextmanager
 def _postgres_lock(engine: Engine, app_uuid: str) -> Iterator[Callable[[], bool]]:
-    key = _advisory_key(app_uuid)
+    key = advisory_key(f"esputnik-push:{app_uuid}")
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         held = False

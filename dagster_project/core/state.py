@@ -17,6 +17,10 @@ import pandas as pd
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
+from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.locks import advisory_key
+
+READ_CHUNK_ROWS = 100_000
 STAGE_TABLES = (
     "esputnik_stage_extract",
     "esputnik_stage_valid",
@@ -42,6 +46,8 @@ def split_statements(script: str) -> list[str]:
     return [stmt.strip() for stmt in script.split(";") if stmt.strip()]
 
 
+SCHEMA_LOCK_KEY = advisory_key("esputnik-sync:state-schema")
+
 # Columns added to existing tables after their first release: (table, column, SQL type).
 # CREATE TABLE IF NOT EXISTS leaves an older table as it is, so these are added on start.
 ADDED_COLUMNS = (
@@ -54,6 +60,10 @@ def ensure_state_schema(engine: Engine) -> None:
     """Create the state tables if absent and add newer columns to older ones; safe to call at
     the start of every run."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalog:
+            # runs starting together take turns (the lock ends with the transaction).
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         for statement in split_statements(load_sql("state_schema.sql")):
             conn.execute(text(statement))
         for table, column, sql_type in ADDED_COLUMNS:
@@ -134,7 +144,25 @@ def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.Da
     """
     params = {"batch_id": batch_id, "app_uuid": app_uuid}
     with engine.connect() as conn:
-        return pd.read_sql(text(load_sql("read_unpushed_extract.sql")), conn, params=params)
+        chunks = pd.read_sql(
+            text(load_sql("read_unpushed_extract.sql")),
+            conn.execution_options(stream_results=True),
+            params=params,
+            chunksize=READ_CHUNK_ROWS,
+            dtype_backend="numpy_nullable",
+        )
+        frames = [_compact(chunk) for chunk in chunks]
+    if not frames:
+        return _compact(pd.DataFrame(columns=list(RAW_COLUMNS)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every value as an Arrow-backed string (a fraction of the memory of Python objects, and
+    the same type whatever the database or the chunk); validation parses what it needs."""
+    return frame.astype({c: "string[pyarrow]" for c in frame.columns if c != "source_row"}).astype(
+        {"source_row": "int64"}
+    )
 
 
 def read_settled(engine: Engine, app_uuid: str, rules: str) -> pd.DataFrame:

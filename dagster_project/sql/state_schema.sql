@@ -84,10 +84,13 @@ CREATE TABLE IF NOT EXISTS esputnik_settled_rejects (
     rules TEXT NOT NULL,
     token TEXT NOT NULL,
     group_hash BIGINT NOT NULL,
+    batch_id TEXT NOT NULL,
     settled_at TIMESTAMP NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_settled_rejects_rules
     ON esputnik_settled_rejects (app_uuid, rules);
+CREATE INDEX IF NOT EXISTS ix_esputnik_settled_rejects_batch
+    ON esputnik_settled_rejects (batch_id);
 
 -- Rows not sent (outcome 'rejected') and identifiers left out of a payload
 -- (outcome 'identifier_dropped'), each with its reason.
@@ -103,6 +106,7 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_rejects (
     recorded_at TIMESTAMP NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_run ON esputnik_sync_rejects (run_id);
+CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_batch ON esputnik_sync_rejects (batch_id);
 
 -- One row per sync run (batch): the range it covered and what each phase did.
 CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
