@@ -22,12 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME
-from dagster_project.core.extract import (
-    ExtractError,
-    extract_coverage,
-    extract_in_database,
-    extract_streaming,
-)
+from dagster_project.core.extract import ExtractError, extract_batch
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
@@ -101,20 +96,16 @@ def subscriber_extract(
         ensure_state_schema(state)
         purge_stale_batches(state, utc_now() - timedelta(days=sync_settings.staging_retention_days))
         start_run_record(state, batch_id, context.run.run_id, esputnik.app_uuid, window)
-        query = warehouse.extract_query()
-        coverage = extract_coverage(source, query, window)
-        if source is state:
-            staged = extract_in_database(state, query, window, batch_id, esputnik.app_uuid)
-        else:
-            staged = extract_streaming(
-                source,
-                state,
-                query,
-                window,
-                batch_id,
-                warehouse.extract_chunk_rows,
-                progress=lambda n: context.log.info(f"staged {n:,} rows"),
-            )
+        coverage, staged = extract_batch(
+            source,
+            state,
+            warehouse.extract_query(),
+            window,
+            batch_id,
+            esputnik.app_uuid,
+            warehouse.extract_chunk_rows,
+            progress=lambda n: context.log.info(f"staged {n:,} rows"),
+        )
     except (SQLAlchemyError, ExtractError) as exc:
         raise Failure(
             f"extract from {warehouse.describe(source)} failed: {str(exc).splitlines()[0]}. "

@@ -1,4 +1,4 @@
-"""Copy one partition range of the warehouse extract into the staging table.
+"""Copy one partition range of the warehouse extract into the staging table, and count it.
 
 When the sync state lives in the warehouse database (the default) the copy is a single
 ``INSERT ... SELECT`` that never leaves the database and skips rows whose token is already live
@@ -9,6 +9,7 @@ range, and the skip happens when the validation reads them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pandas as pd
@@ -94,3 +95,36 @@ def extract_streaming(
             total += len(frame)
             progress(total)
     return total
+
+
+def extract_batch(
+    source: Engine,
+    state: Engine,
+    query: str,
+    window: tuple[datetime, datetime],
+    batch_id: str,
+    app_uuid: str,
+    chunk_rows: int,
+    progress: Callable[[int], None] = lambda rows: None,
+) -> tuple[dict[str, int], int]:
+    """The range's coverage counts and the staged row count, both taken at the same time.
+
+    Both read the same join; the count runs on its own connection in a second thread (the
+    database drivers release the GIL while a statement runs), so on two cores the extract takes
+    about as long as the staging alone.
+    """
+
+    def stage() -> int:
+        if source is state:
+            return extract_in_database(state, query, window, batch_id, app_uuid)
+        return extract_streaming(
+            source, state, query, window, batch_id, chunk_rows, progress=progress
+        )
+
+    if source.url.database in (None, "", ":memory:"):
+        # an in-memory SQLite database exists once per connection: no second thread there
+        return extract_coverage(source, query, window), stage()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverage") as pool:
+        counting = pool.submit(extract_coverage, source, query, window)
+        staged = stage()
+        return counting.result(), staged
