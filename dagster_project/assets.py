@@ -200,7 +200,8 @@ def validated_subscribers(
         f"{report.rows_settled:,} refused before and unchanged since; of the other "
         f"{report.rows_validated:,}: {report.rows_valid:,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
-        f"{dropped:,} identifiers dropped"
+        f"{dropped:,} identifiers dropped; {seconds:.1f}s, of which the GX suite "
+        f"{report.gx_seconds:.1f}s"
     )
     suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
@@ -222,6 +223,7 @@ def validated_subscribers(
             **{f"rejected_{k}": v for k, v in reject_counts.items()},
             **{f"dropped_{k}": v for k, v in drop_counts.items()},
             "validate_seconds": round(seconds, 3),
+            "gx_seconds": round(report.gx_seconds, 3),
             "rejects_sample": rejects_sample(report.rejects_sample),
             "summary": MetadataValue.md(
                 counts_table("Rejected rows by reason", reject_counts)

@@ -10,6 +10,7 @@ batch, so a retried or re-executed step starts from a clean slate.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class ValidationReport:
     rows_validated: int = 0
     rows_valid: int = 0
     chunks: int = 0
+    gx_seconds: float = 0.0  # of which the Great Expectations suite
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
     )
@@ -80,7 +82,9 @@ def validate_staged(
     for number, rows in enumerate(chunks, start=1):
         raw = unpushed.loc[rows]
         result = validate_batch(raw, default_region)
+        started = time.perf_counter()
         outcomes.append(validator.validate(result.accepted))
+        report.gx_seconds += time.perf_counter() - started
         refused = refused_groups(keys.loc[rows], raw, result.accepted)
         with engine.begin() as conn:
             append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
