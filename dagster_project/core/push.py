@@ -11,9 +11,11 @@ Guarantees, in order of importance:
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -26,7 +28,13 @@ from dagster_project.core.esputnik import (
     token_payload,
 )
 from dagster_project.core.locks import push_lock
-from dagster_project.core.state import ledger_rows, pending_chunks, quarantine_token, record_chunk
+from dagster_project.core.state import (
+    count_pending,
+    ledger_rows,
+    pending_chunks,
+    quarantine_token,
+    record_chunk,
+)
 
 
 @dataclass(frozen=True)
@@ -161,16 +169,21 @@ def push_pending(
         dry_run=options.dry_run, requests_per_second_limit=options.requests_per_second
     )
     started = time.perf_counter()
-    with push_lock(engine, client.app_uuid, options.lock_wait_seconds, log):
-        chunks = list(pending_chunks(engine, batch_id, client.app_uuid, options.chunk_size))
-        report.tokens_pending = sum(len(c) for c in chunks)
+    with (
+        push_lock(engine, client.app_uuid, options.lock_wait_seconds, log),
+        contextlib.closing(
+            pending_chunks(engine, batch_id, client.app_uuid, options.chunk_size)
+        ) as chunks,
+    ):
+        report.tokens_pending = count_pending(engine, batch_id, client.app_uuid)
+        total = math.ceil(report.tokens_pending / options.chunk_size)
         if options.dry_run:
-            report.would_send = [row for chunk in chunks for row in chunk][:10]
-            log(f"dry run: would push {report.tokens_pending:,} tokens in {len(chunks)} chunks")
+            report.would_send = next(chunks, [])[:10]
+            log(f"dry run: would push {report.tokens_pending:,} tokens in {total} chunks")
             report.seconds = time.perf_counter() - started
             return report
         log(
-            f"pushing {report.tokens_pending:,} tokens in {len(chunks)} chunks of up to "
+            f"pushing {report.tokens_pending:,} tokens in {total} chunks of up to "
             f"{options.chunk_size}, {options.max_in_flight} in flight"
             + (
                 f", {options.requests_per_second:g} requests/s"
@@ -178,13 +191,13 @@ def push_pending(
                 else ""
             )
         )
-        every = max(1, len(chunks) // 20)
+        every = max(1, total // 20)
 
         def progress() -> None:
             done = report.chunks_pushed
-            if done % every == 0 or done == len(chunks):
+            if done % every == 0 or done == total:
                 log(
-                    f"chunk {done}/{len(chunks)} done: {report.tokens_pushed:,}/"
+                    f"chunk {done}/{total} done: {report.tokens_pushed:,}/"
                     f"{report.tokens_pending:,} tokens accepted"
                 )
 
@@ -201,7 +214,7 @@ def push_pending(
     return report
 
 
-def _run_bounded(delivery: _Delivery, chunks: list[list[dict]], max_in_flight: int) -> None:
+def _run_bounded(delivery: _Delivery, chunks: Iterator[list[dict]], max_in_flight: int) -> None:
     """Deliver chunks with at most ``max_in_flight`` requests open; stop at the first error."""
     pending = iter(enumerate(chunks, start=1))
     with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="push") as pool:

@@ -233,17 +233,28 @@ def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reas
         append_frame(conn, "esputnik_token_quarantine", entry)
 
 
+def count_pending(engine: Engine, batch_id: str, app_uuid: str) -> int:
+    """How many rows ``pending_chunks`` will yield (read under the same push lock)."""
+    query = text(f"SELECT COUNT(*) FROM ({load_sql('pending_tokens.sql')}) pending")
+    with engine.connect() as conn:
+        params = {"batch_id": batch_id, "app_uuid": app_uuid}
+        return int(conn.execute(query, params).scalar_one())
+
+
 def pending_chunks(
     engine: Engine, batch_id: str, app_uuid: str, chunk_size: int
 ) -> Iterator[list[dict]]:
-    """The batch's rows still absent from the ledger, ``chunk_size`` at a time."""
+    """The batch's rows still absent from the ledger, ``chunk_size`` at a time.
+
+    Streamed from one statement (one snapshot), so memory holds the chunks in flight rather
+    than the whole batch; close the iterator to release its connection early.
+    """
     with engine.connect() as conn:
-        result = conn.execute(
+        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
             text(load_sql("pending_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
         )
-        rows = [dict(row._mapping) for row in result]
-    for start in range(0, len(rows), chunk_size):
-        yield rows[start : start + chunk_size]
+        for part in result.mappings().partitions(chunk_size):
+            yield [dict(row) for row in part]
 
 
 LEDGER_INSERT = text(
