@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import MetadataValue
 
 from dagster_project.core.identifiers import mask_email, mask_phone
+from dagster_project.core.validation import REJECTS_PER_REASON
 
 SAMPLE_ROWS = 10
 
@@ -26,7 +27,7 @@ def rejects_sample(rejects: pd.DataFrame) -> MetadataValue:
     """The first rows of each reason, identifiers masked, as a markdown table."""
     if rejects.empty:
         return MetadataValue.md("_no rejected rows_")
-    sample = rejects.groupby("reason", sort=True).head(3).head(SAMPLE_ROWS)
+    sample = rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON).head(SAMPLE_ROWS)
     rows = [
         [
             str(row.source_row),

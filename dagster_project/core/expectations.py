@@ -80,6 +80,19 @@ def _snake(kind: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
 
 
+def _vacuous_outcome() -> SuiteOutcome:
+    """Every expectation holding over no rows."""
+    return SuiteOutcome(
+        success=True,
+        expectations=tuple(
+            ExpectationOutcome(
+                name=_snake(kind), column=kwargs["column"], success=True, unexpected_count=0
+            )
+            for kind, kwargs in EXPECTATIONS
+        ),
+    )
+
+
 class PayloadValidator:
     """One ephemeral, in-memory GX context that validates payload frames one after another.
 
@@ -94,15 +107,7 @@ class PayloadValidator:
         """The suite over rows about to be sent. An empty frame holds every expectation
         vacuously, so its result is given without starting Great Expectations."""
         if accepted.empty:
-            return SuiteOutcome(
-                success=True,
-                expectations=tuple(
-                    ExpectationOutcome(
-                        name=_snake(kind), column=kwargs["column"], success=True, unexpected_count=0
-                    )
-                    for kind, kwargs in EXPECTATIONS
-                ),
-            )
+            return _vacuous_outcome()
         frame = accepted[["token", "contact_id", "external_customer_id", "phone", "email"]].copy()
         frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
         frame["contact_id"] = frame["contact_id"].astype("Float64")
@@ -141,7 +146,7 @@ def merge_outcomes(outcomes: list[SuiteOutcome]) -> SuiteOutcome:
     Valid for token uniqueness too, as long as each token's rows sit in one chunk.
     """
     if not outcomes:
-        return validate_payload(pd.DataFrame(columns=["token"]))
+        return _vacuous_outcome()
     merged = []
     for parts in zip(*(o.expectations for o in outcomes), strict=True):
         merged.append(

@@ -108,8 +108,7 @@ def validate_staged(
                 f"validated chunk {number}/{len(chunks)}: {report.rows_validated:,} rows, "
                 f"{report.rows_valid:,} valid so far"
             )
-    if samples:
-        sample = pd.concat(samples, ignore_index=True)
-        report.rejects_sample = sample.groupby("reason", sort=True).head(REJECTS_PER_REASON)
+    if samples:  # reporting.rejects_sample picks the final rows per reason from these
+        report.rejects_sample = pd.concat(samples, ignore_index=True)
     report.suite = merge_outcomes(outcomes)
     return report
