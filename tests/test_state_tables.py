@@ -1,11 +1,15 @@
-"""State tables: the ledger check counts the run's own tokens held live twice, and older
-tables gain newer columns; on both databases."""
+"""State tables: the ledger check counts the run's own tokens held live twice, older tables
+gain newer columns and indexes, and frames written to them read back as written; on both
+databases."""
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, text
+from datetime import UTC, datetime
 
-from dagster_project.core.state import ensure_state_schema, ledger_duplicates
+import pandas as pd
+from sqlalchemy import create_engine, inspect, text
+
+from dagster_project.core.state import append_frame, ensure_state_schema, ledger_duplicates
 
 APP = "app-1"
 
@@ -74,4 +78,70 @@ def test_state_schema_adds_newer_columns_to_an_older_run_table(warehouse_url):
             )
         ).one()
     assert tuple(row) == (1.5, None, None)
+    engine.dispose()
+
+
+def test_state_schema_replaces_the_older_ledger_index(warehouse_url):
+    engine = create_engine(warehouse_url)
+    with engine.begin() as conn:  # the ledger as first released, with its (app, token) index
+        conn.execute(
+            text(
+                "CREATE TABLE esputnik_token_ledger (app_uuid TEXT NOT NULL, token TEXT NOT NULL,"
+                " contact_id BIGINT, external_customer_id TEXT, phone TEXT, email TEXT,"
+                " pushed_at TIMESTAMP NOT NULL, run_id TEXT NOT NULL, chunk_no INTEGER NOT NULL,"
+                " removed_at TIMESTAMP, removal_reason TEXT)"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE INDEX ix_esputnik_token_ledger_token"
+                " ON esputnik_token_ledger (app_uuid, token)"
+            )
+        )
+    ensure_state_schema(engine)
+    ensure_state_schema(engine)
+    indexes = {
+        index["name"]: index["column_names"]
+        for index in inspect(engine).get_indexes("esputnik_token_ledger")
+    }
+    assert indexes == {"ix_esputnik_token_ledger_live": ["token", "app_uuid", "removed_at"]}
+    engine.dispose()
+
+
+def test_appended_frame_reads_back_as_written(warehouse_url):
+    """Nulls of every kind become NULL, integers stay integers, an aware timestamp is stored
+    as naive UTC, and SQLite's text timestamps keep SQLAlchemy's format."""
+    engine = create_engine(warehouse_url)
+    ensure_state_schema(engine)
+    aware = datetime(2026, 1, 5, 12, 30, 15, 250000, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "batch_id": ["b1", "b1"],
+            "source_row": [1, 2],
+            "token": pd.array(["t1", "t2"], dtype="string[pyarrow]"),
+            "contact_id": pd.array([7, None], dtype="Int64"),
+            "external_customer_id": ["c-1", None],
+            "phone": [float("nan"), None],
+            "email": pd.array([None, "a@example.com"], dtype="string"),
+            "fingerprint": ["f1", "f2"],
+            "last_event_at": pd.Series([aware, pd.NaT], dtype="datetime64[ns, UTC]"),
+        }
+    )
+    with engine.begin() as conn:
+        assert append_frame(conn, "esputnik_stage_valid", frame) == 2
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT source_row, token, contact_id, external_customer_id, phone, email,"
+                " last_event_at FROM esputnik_stage_valid WHERE batch_id = 'b1'"
+                " ORDER BY source_row"
+            )
+        ).all()
+    sqlite = engine.dialect.name == "sqlite"
+    assert rows[0][-1] == ("2026-01-05 12:30:15.250000" if sqlite else aware.replace(tzinfo=None))
+    assert [tuple(r)[:-1] for r in rows] == [
+        (1, "t1", 7, "c-1", None, None),
+        (2, "t2", None, None, None, "a@example.com"),
+    ]
+    assert rows[1][-1] is None
     engine.dispose()

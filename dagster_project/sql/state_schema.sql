@@ -61,7 +61,12 @@ CREATE TABLE IF NOT EXISTS esputnik_token_ledger (
     removed_at TIMESTAMP,
     removal_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS ix_esputnik_token_ledger_token ON esputnik_token_ledger (app_uuid, token);
+-- Every sync asks "is this token live for this app?" once per extracted row: token first (the
+-- selective key) and removed_at included, so the answer comes from the index alone.
+CREATE INDEX IF NOT EXISTS ix_esputnik_token_ledger_live
+    ON esputnik_token_ledger (token, app_uuid, removed_at);
+-- Superseded by ix_esputnik_token_ledger_live (state tables created by older versions).
+DROP INDEX IF EXISTS ix_esputnik_token_ledger_token;
 
 -- Tokens eSputnik refused with 400 even when sent alone, with its reason. They are not sent
 -- again while their identifiers (fingerprint) stay the same.
