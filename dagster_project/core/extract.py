@@ -16,7 +16,13 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.state import append_frame, db_timestamp, delete_batch, load_sql
+from dagster_project.core.state import (
+    append_frame,
+    db_timestamp,
+    delete_batch,
+    raw_row_pushed,
+    render_sql,
+)
 
 EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")
 TEXT_COLUMNS = tuple(c for c in EXTRACT_COLUMNS if not c.endswith("_at"))
@@ -35,7 +41,11 @@ def _window_params(engine: Engine, window: tuple[datetime, datetime]) -> dict[st
 
 def _around(template: str, query: str) -> str:
     """Place the extract query (text only, never values) inside one of our SQL templates."""
-    return load_sql(template).replace("{extract_query}", query.strip().rstrip(";"))
+    return render_sql(
+        template,
+        extract_query=query.strip().rstrip(";"),
+        ledger_holds_live=raw_row_pushed("q"),
+    )
 
 
 def extract_coverage(

@@ -27,15 +27,20 @@ def rules_key(default_region: str | None) -> str:
     return f"v{RULES_VERSION};region={default_region or '-'};pandas={pd.__version__}"
 
 
+def tokens_of(chat_ids: pd.Series) -> pd.Series:
+    """Each row's token as validate_batch derives it ('' where there is none)."""
+    return pd.Series(
+        [normalize_token(v).value or "" for v in chat_ids], index=chat_ids.index, dtype=object
+    )
+
+
 def group_keys(raw: pd.DataFrame) -> pd.DataFrame:
     """Per row: its token (as validate_batch derives it) and a hash of its token's whole group.
 
     The group hash sums the 64-bit hashes of the group's rows, so it ignores row order and
     changes with any row added, removed or edited.
     """
-    token = pd.Series(
-        [normalize_token(v).value or "" for v in raw["chat_id"]], index=raw.index, dtype=object
-    )
+    token = tokens_of(raw["chat_id"])
     rows = pd.util.hash_pandas_object(raw[GROUP_COLUMNS].astype("string"), index=False)
     by_token = pd.Series(rows.to_numpy(), index=raw.index).groupby(token)
     summary = pd.DataFrame({"sum": by_token.transform("sum"), "size": by_token.transform("size")})

@@ -41,6 +41,36 @@ def load_sql(name: str) -> str:
     return strip_line_comments(path.read_text(encoding="utf-8"))
 
 
+def render_sql(name: str, **parts: str) -> str:
+    """``sql/<name>`` with each ``{part}`` replaced by SQL text: queries and fragments of our
+    own, never values (those stay bound parameters)."""
+    sql = load_sql(name)
+    for key, value in parts.items():
+        sql = sql.replace("{" + key + "}", value)
+    return sql
+
+
+def ledger_holds_live(token: str, last_event_at: str) -> str:
+    """SQL condition: the ledger holds ``token`` (an SQL expression) live for ``:app_uuid``."""
+    return render_sql("ledger_holds_live.sql", token=token, last_event_at=last_event_at)
+
+
+def raw_row_pushed(row: str) -> str:
+    """``ledger_holds_live`` for a raw extract row aliased ``row``; its token is TRIM(chat_id)
+    here (rows with other whitespace around the chat id are caught by the diff)."""
+    return ledger_holds_live(f"TRIM({row}.chat_id)", render_sql("latest_event.sql", row=row))
+
+
+def valid_row_sql(name: str, row: str) -> str:
+    """``sql/<name>`` over normalized rows aliased ``row`` (token, last_event_at, fingerprint),
+    with the ledger and quarantine fragments filled in."""
+    return render_sql(
+        name,
+        ledger_holds_live=ledger_holds_live(f"{row}.token", f"{row}.last_event_at"),
+        quarantined_as_is=render_sql("quarantined_as_is.sql", row=row),
+    )
+
+
 def split_statements(script: str) -> list[str]:
     """Statements of a script (no semicolons inside literals in our own files)."""
     return [stmt.strip() for stmt in script.split(";") if stmt.strip()]
@@ -161,8 +191,9 @@ def delete_batch(conn: Connection, table: str, batch_id: str) -> None:
     conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), {"batch_id": batch_id})
 
 
-def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.DataFrame:
-    """The batch's staged rows whose token the ledger does not hold live: all that needs work.
+def stream_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> Iterator[pd.DataFrame]:
+    """The batch's staged rows whose token the ledger does not hold live: all that needs work,
+    ``READ_CHUNK_ROWS`` at a time.
 
     On a nightly rerun most tokens are pushed already; skipping them here keeps the Python side
     proportional to what is new, not to the size of the range.
@@ -170,13 +201,19 @@ def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.Da
     params = {"batch_id": batch_id, "app_uuid": app_uuid}
     with engine.connect() as conn:
         chunks = pd.read_sql(
-            text(load_sql("read_unpushed_extract.sql")),
+            text(render_sql("read_unpushed_extract.sql", ledger_holds_live=raw_row_pushed("e"))),
             conn.execution_options(stream_results=True),
             params=params,
             chunksize=READ_CHUNK_ROWS,
             dtype_backend="numpy_nullable",
         )
-        frames = [_compact(chunk) for chunk in chunks]
+        for chunk in chunks:
+            yield _compact(chunk)
+
+
+def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.DataFrame:
+    """All of ``stream_unpushed_extract`` in one frame."""
+    frames = list(stream_unpushed_extract(engine, batch_id, app_uuid))
     if not frames:
         return _compact(pd.DataFrame(columns=list(RAW_COLUMNS)))
     return pd.concat(frames, ignore_index=True)
@@ -213,7 +250,8 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_new", batch_id)
         conn.execute(
-            text(load_sql("diff_new_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
+            text(valid_row_sql("diff_new_tokens.sql", "v")),
+            {"batch_id": batch_id, "app_uuid": app_uuid},
         )
     return count_batch(engine, "esputnik_stage_new", batch_id)
 
@@ -222,7 +260,9 @@ def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
     """Valid rows of the batch held back by an earlier 400 on the same identifiers."""
     with engine.connect() as conn:
         params = {"batch_id": batch_id, "app_uuid": app_uuid}
-        return int(conn.execute(text(load_sql("count_quarantined.sql")), params).scalar_one())
+        return int(
+            conn.execute(text(valid_row_sql("count_quarantined.sql", "v")), params).scalar_one()
+        )
 
 
 def recent_new_tokens(engine: Engine, app_uuid: str, batch_id: str, runs: int) -> list[int]:
@@ -260,7 +300,7 @@ def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reas
 
 def count_pending(engine: Engine, batch_id: str, app_uuid: str) -> int:
     """How many rows ``pending_chunks`` will yield (read under the same push lock)."""
-    query = text(f"SELECT COUNT(*) FROM ({load_sql('pending_tokens.sql')}) pending")
+    query = text(f"SELECT COUNT(*) FROM ({valid_row_sql('pending_tokens.sql', 'n')}) pending")
     with engine.connect() as conn:
         params = {"batch_id": batch_id, "app_uuid": app_uuid}
         return int(conn.execute(query, params).scalar_one())
@@ -276,7 +316,8 @@ def pending_chunks(
     """
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-            text(load_sql("pending_tokens.sql")), {"batch_id": batch_id, "app_uuid": app_uuid}
+            text(valid_row_sql("pending_tokens.sql", "n")),
+            {"batch_id": batch_id, "app_uuid": app_uuid},
         )
         for part in result.mappings().partitions(chunk_size):
             yield [dict(row) for row in part]

@@ -1,15 +1,14 @@
-"""Validate a batch's staged rows in token-complete chunks and store the outcome.
+"""Validate a batch's staged rows in token-complete buckets and store the outcome.
 
-Memory follows the chunk, not the batch: the unpushed rows are held with compact (Arrow-backed)
-strings, split so that every token's rows share one chunk (``validate_batch`` decides per token:
-latest status, richest row, duplicates), and each chunk is normalized, checked by the GX suite
-and written in its own short transaction before the next one starts. Writes are idempotent per
-batch, so a retried or re-executed step starts from a clean slate.
+Memory follows the bucket, not the batch: the unpushed rows come in buckets of about
+``chunk_rows`` rows in which every token has all its rows (``validate_batch`` decides per token:
+latest status, richest row, duplicates; see core/buckets.py), and each bucket is normalized,
+checked by the GX suite and written in its own short transaction before the next one is read.
+Writes are idempotent per batch, so a retried or re-executed step starts from a clean slate.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,13 +18,14 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import DROP_REASONS, REJECT_REASONS, validate_batch
+from dagster_project.core.buckets import bucket_count, unpushed_buckets
 from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
 from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
 from dagster_project.core.state import (
     append_frame,
+    count_batch,
     delete_batch,
     read_settled,
-    read_unpushed_extract,
     utc_now,
 )
 
@@ -48,13 +48,6 @@ class ValidationReport:
     suite: SuiteOutcome | None = None
 
 
-def token_chunks(tokens: pd.Series, max_rows: int) -> list[pd.Index]:
-    """Row labels in about ``len / max_rows`` chunks; all rows of a token share one chunk."""
-    count = max(1, math.ceil(len(tokens) / max_rows))
-    bucket = pd.util.hash_pandas_object(tokens, index=False).to_numpy() % count
-    return [tokens.index[bucket == n] for n in range(count)]
-
-
 def validate_staged(
     engine: Engine,
     batch_id: str,
@@ -70,22 +63,24 @@ def validate_staged(
         delete_batch(conn, "esputnik_stage_valid", batch_id)
         for table in ("esputnik_sync_rejects", "esputnik_settled_rejects"):
             conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), params)
-    unpushed = read_unpushed_extract(engine, batch_id, app_uuid)
     rules, now = rules_key(default_region), utc_now()
-    keys = group_keys(unpushed)
-    settled = is_settled(keys, read_settled(engine, app_uuid, rules))
-    chunks = token_chunks(keys.loc[~settled, "token"], chunk_rows)
-    report = ValidationReport(
-        rows_unpushed=len(unpushed), rows_settled=int(settled.sum()), chunks=len(chunks)
-    )
+    settled_before = read_settled(engine, app_uuid, rules)
+    count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
+    report = ValidationReport()
     validator, outcomes, samples = PayloadValidator(), [], []
-    for number, rows in enumerate(chunks, start=1):
-        raw = unpushed.loc[rows]
+    for number, bucket in enumerate(unpushed_buckets(engine, batch_id, app_uuid, count), 1):
+        keys = group_keys(bucket)
+        settled = is_settled(keys, settled_before)
+        report.rows_unpushed += len(bucket)
+        report.rows_settled += int(settled.sum())
+        raw, keys = bucket.loc[~settled], keys.loc[~settled]
+        if raw.empty:
+            continue
         result = validate_batch(raw, default_region)
         started = time.perf_counter()
         outcomes.append(validator.validate(result.accepted))
         report.gx_seconds += time.perf_counter() - started
-        refused = refused_groups(keys.loc[rows], raw, result.accepted)
+        refused = refused_groups(keys, raw, result.accepted)
         with engine.begin() as conn:
             append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
             append_frame(
@@ -98,14 +93,15 @@ def validate_staged(
                 "esputnik_settled_rejects",
                 refused.assign(app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now),
             )
+        report.chunks += 1
         report.rows_validated += len(raw)
         report.rows_valid += len(result.accepted)
         report.reject_counts.update(result.reject_counts())
         report.drop_counts.update(result.drop_counts())
         samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
-        if len(chunks) > 1:
+        if count > 1:
             log(
-                f"validated chunk {number}/{len(chunks)}: {report.rows_validated:,} rows, "
+                f"validated bucket {number} of up to {count}: {report.rows_validated:,} rows, "
                 f"{report.rows_valid:,} valid so far"
             )
     if samples:  # reporting.rejects_sample picks the final rows per reason from these

@@ -3,10 +3,4 @@
 SELECT COUNT(*)
 FROM esputnik_stage_valid v
 WHERE v.batch_id = :batch_id
-  AND EXISTS (
-      SELECT 1
-      FROM esputnik_token_quarantine q
-      WHERE q.app_uuid = :app_uuid
-        AND q.token = v.token
-        AND q.fingerprint = v.fingerprint
-  )
+  AND {quarantined_as_is}

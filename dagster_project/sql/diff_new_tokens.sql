@@ -1,6 +1,6 @@
 -- Valid rows of a batch whose token the ledger does not hold (or holds only as removed by
 -- eSputnik before the subscriber's latest event) and that are not quarantined with the same
--- identifiers: set-based anti-joins, no per-row look-ups.
+-- identifiers: set-based anti-joins, no per-row look-ups. {...} are fragments (sql/*.sql).
 INSERT INTO esputnik_stage_new
     (batch_id, source_row, token, contact_id, external_customer_id, phone, email, fingerprint,
      last_event_at)
@@ -8,17 +8,5 @@ SELECT v.batch_id, v.source_row, v.token, v.contact_id, v.external_customer_id, 
        v.fingerprint, v.last_event_at
 FROM esputnik_stage_valid v
 WHERE v.batch_id = :batch_id
-  AND NOT EXISTS (
-      SELECT 1
-      FROM esputnik_token_ledger l
-      WHERE l.app_uuid = :app_uuid
-        AND l.token = v.token
-        AND (l.removed_at IS NULL OR l.removed_at >= v.last_event_at)
-  )
-  AND NOT EXISTS (
-      SELECT 1
-      FROM esputnik_token_quarantine q
-      WHERE q.app_uuid = :app_uuid
-        AND q.token = v.token
-        AND q.fingerprint = v.fingerprint
-  )
+  AND NOT {ledger_holds_live}
+  AND NOT {quarantined_as_is}

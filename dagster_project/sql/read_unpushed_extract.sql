@@ -6,17 +6,5 @@ SELECT e.source_row, e.chat_id, e.subscriber_customer_id, e.bot_phone, e.status,
        e.crm_email, e.crm_phone
 FROM esputnik_stage_extract e
 WHERE e.batch_id = :batch_id
-  AND NOT EXISTS (
-      SELECT 1
-      FROM esputnik_token_ledger l
-      WHERE l.app_uuid = :app_uuid
-        AND l.token = TRIM(e.chat_id)
-        AND (
-            l.removed_at IS NULL
-            OR l.removed_at >= CASE
-                WHEN e.status_changed_at > e.subscribed_at THEN e.status_changed_at
-                ELSE e.subscribed_at
-            END
-        )
-  )
+  AND NOT {ledger_holds_live}
 ORDER BY e.source_row

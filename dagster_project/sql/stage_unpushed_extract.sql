@@ -10,16 +10,4 @@ SELECT :batch_id, ROW_NUMBER() OVER (), q.chat_id, q.subscriber_customer_id, q.b
 FROM (
 {extract_query}
 ) q
-WHERE NOT EXISTS (
-    SELECT 1
-    FROM esputnik_token_ledger l
-    WHERE l.app_uuid = :app_uuid
-      AND l.token = TRIM(q.chat_id)
-      AND (
-          l.removed_at IS NULL
-          OR l.removed_at >= CASE
-              WHEN q.status_changed_at > q.subscribed_at THEN q.status_changed_at
-              ELSE q.subscribed_at
-          END
-      )
-)
+WHERE NOT {ledger_holds_live}
