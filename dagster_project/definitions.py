@@ -5,7 +5,7 @@ from dagster import Definitions, in_process_executor
 from dagster_project.assets import sync_assets
 from dagster_project.delivery_assets import delivery_assets
 from dagster_project.jobs import esputnik_delivery_job, esputnik_sync_job
-from dagster_project.resources import env_or_default, resources_from_env
+from dagster_project.resources import from_env, resources_from_env
 from dagster_project.schedules import build_schedules
 from dagster_project.sensors import AlertWebhookResource, sync_failure_alert
 
@@ -16,7 +16,7 @@ defs = Definitions(
     sensors=[sync_failure_alert],
     resources={
         **resources_from_env(),
-        "alerts": AlertWebhookResource(url=env_or_default("SYNC_ALERT_WEBHOOK_URL", None)),
+        "alerts": from_env(AlertWebhookResource),
     },
     # The steps run one after another and share no memory: one process spares three start-ups.
     executor=in_process_executor,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import typing
 import uuid
 from pathlib import Path
+from typing import Any, TypeVar
 
 import phonenumbers
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
@@ -13,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
 from dagster_project.core.state import load_sql, strip_line_comments
+
+R = TypeVar("R", bound=ConfigurableResource)
 
 DEFAULT_CHUNK_SIZE = 500
 MAX_CHUNK_SIZE = 10_000
@@ -27,35 +31,66 @@ def demo_warehouse_url() -> str:
     return f"sqlite:///{Path.cwd() / '.demo' / 'warehouse.sqlite'}"
 
 
-def env_or_default(name: str, default: object) -> object:
-    """An EnvVar when the variable is set (so the UI shows its name), else the default."""
-    return EnvVar(name) if os.environ.get(name) else default
+def env_field(env: str, *default: object, description: str = "", **rules: Any) -> Any:
+    """A field fed by the environment variable ``env`` (read by ``from_env``); the variable's
+    name leads its description, which the Dagster UI shows. No default: required."""
+    text = f"{env}: {description}" if description else env
+    return Field(*default, description=text, json_schema_extra={"env": env}, **rules)
 
 
-def env_int_or_default(name: str, default: int) -> object:
-    return EnvVar.int(name) if os.environ.get(name) else default
+def from_env(resource: type[R], **given: object) -> R:
+    """``resource`` with every ``env_field`` whose variable is set taken from the environment.
+
+    Text and integers are passed as ``EnvVar`` (the UI shows the variable, not the value; a
+    required one that is unset fails the run at its start, naming it); numbers and switches are
+    parsed here, with an error naming the variable. A variable set to an empty string counts as
+    unset, except for an optional setting with a default, where it means "none".
+    """
+    values: dict[str, object] = {}
+    for name, field in resource.model_fields.items():
+        extra = field.json_schema_extra
+        env = extra.get("env") if isinstance(extra, dict) else None
+        if env is None or name in given:
+            continue
+        raw = os.environ.get(env)
+        kind = _setting_kind(field.annotation)
+        if raw is None or not raw.strip():
+            if field.is_required():
+                values[name] = EnvVar(env)
+            elif raw is not None and field.default is not None and _optional(field.annotation):
+                values[name] = None
+            continue
+        values[name] = _parse_setting(env, raw, kind)
+    return resource(**values, **given)
 
 
-def env_float_or_default(name: str, default: float) -> float:
-    """Dagster's EnvVar has no float form: parsed here, with an error naming the variable."""
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingError(f"{name}={raw!r} is not a number") from None
+def _optional(annotation: object) -> bool:
+    return type(None) in typing.get_args(annotation)
 
 
-def env_bool_or_default(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingError(f"{name}={raw!r} must be true or false")
+def _setting_kind(annotation: object) -> type:
+    kinds = [a for a in typing.get_args(annotation) or (annotation,) if a is not type(None)]
+    return kinds[0]
+
+
+def _parse_setting(env: str, raw: str, kind: type) -> object:
+    if kind is str:
+        return EnvVar(env)
+    if kind is int:
+        return EnvVar.int(env)
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingError(f"{env}={raw!r} is not a number") from None
+    if kind is bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingError(f"{env}={raw!r} must be true or false")
+    raise TypeError(f"{env}: no reader for settings of type {kind}")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -78,10 +113,10 @@ class WarehouseResource(ConfigurableResource):
     ledger, staging and rejects live in the state database, which is the warehouse by default.
     """
 
-    url: str = Field(default_factory=demo_warehouse_url, description="WAREHOUSE_URL")
-    state_url: str | None = Field(default=None, description="SYNC_STATE_URL (default: url)")
-    extract_sql_path: str | None = Field(
-        default=None, description="WAREHOUSE_EXTRACT_SQL: your own extract query file"
+    url: str = env_field("WAREHOUSE_URL", default_factory=demo_warehouse_url)
+    state_url: str | None = env_field("SYNC_STATE_URL", None, description="default: url")
+    extract_sql_path: str | None = env_field(
+        "WAREHOUSE_EXTRACT_SQL", None, description="your own extract query file"
     )
     extract_chunk_rows: int = Field(default=100_000, gt=0)
 
@@ -129,18 +164,18 @@ class EsputnikResource(ConfigurableResource):
     ``api_key`` is the secret (``ESPUTNIK_API_KEY``), sent as the Basic-auth password only.
     """
 
-    api_key: str = Field(description="ESPUTNIK_API_KEY (secret)", repr=False)
-    app_uuid: str = Field(description="ESPUTNIK_APP_UUID")
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="ESPUTNIK_BASE_URL")
-    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, description="ESPUTNIK_CHUNK_SIZE")
+    api_key: str = env_field("ESPUTNIK_API_KEY", description="secret", repr=False)
+    app_uuid: str = env_field("ESPUTNIK_APP_UUID")
+    base_url: str = env_field("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL)
+    chunk_size: int = env_field("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
-    max_retries: int = Field(default=5, description="ESPUTNIK_MAX_RETRIES per request")
-    backoff_seconds: float = Field(default=1.0, description="ESPUTNIK_BACKOFF_SECONDS")
-    backoff_max_seconds: float = Field(default=60.0, description="ESPUTNIK_BACKOFF_MAX_SECONDS")
-    max_in_flight: int = Field(default=1, description="ESPUTNIK_MAX_IN_FLIGHT requests at once")
-    requests_per_second: float = Field(
-        default=0.0, description="ESPUTNIK_REQUESTS_PER_SECOND (0: no client-side limit)"
+    max_retries: int = env_field("ESPUTNIK_MAX_RETRIES", 5, description="per request")
+    backoff_seconds: float = env_field("ESPUTNIK_BACKOFF_SECONDS", 1.0)
+    backoff_max_seconds: float = env_field("ESPUTNIK_BACKOFF_MAX_SECONDS", 60.0)
+    max_in_flight: int = env_field("ESPUTNIK_MAX_IN_FLIGHT", 1, description="requests at once")
+    requests_per_second: float = env_field(
+        "ESPUTNIK_REQUESTS_PER_SECOND", 0.0, description="0: no client-side limit"
     )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -195,43 +230,46 @@ class EsputnikResource(ConfigurableResource):
 class SyncSettings(ConfigurableResource):
     """Rules of the sync that are not about one outside system."""
 
-    phone_default_region: str | None = Field(
-        default="UA", description="PHONE_DEFAULT_REGION for numbers without a country code"
+    phone_default_region: str | None = env_field(
+        "PHONE_DEFAULT_REGION",
+        "UA",
+        description="region of numbers without a country code; empty: refuse such numbers",
     )
     staging_retention_days: int = Field(default=7, gt=0)
-    validate_chunk_rows: int = Field(
-        default=200_000,
+    validate_chunk_rows: int = env_field(
+        "SYNC_VALIDATE_CHUNK_ROWS",
+        200_000,
+        description="rows validated at once; bounds the run's memory",
         gt=0,
-        description="SYNC_VALIDATE_CHUNK_ROWS: rows validated at once; bounds the run's memory",
     )
-    dry_run: bool = Field(
-        default=False, description="SYNC_DRY_RUN: report what would be sent; send nothing"
+    dry_run: bool = env_field(
+        "SYNC_DRY_RUN", False, description="report what would be sent; send nothing"
     )
-    push_lock_wait_seconds: float = Field(
-        default=3600.0, description="SYNC_PUSH_LOCK_WAIT_SECONDS for a concurrent run's push"
+    push_lock_wait_seconds: float = env_field(
+        "SYNC_PUSH_LOCK_WAIT_SECONDS", 3600.0, description="for a concurrent run's push"
     )
-    max_no_identifier_share: float = Field(
-        default=0.25, description="SYNC_MAX_NO_IDENTIFIER_SHARE before the push is blocked"
+    max_no_identifier_share: float = env_field(
+        "SYNC_MAX_NO_IDENTIFIER_SHARE", 0.25, description="before the push is blocked"
     )
-    mass_change_multiple: float = Field(
-        default=10.0, description="SYNC_MASS_CHANGE_MULTIPLE of the recent average new tokens"
+    mass_change_multiple: float = env_field(
+        "SYNC_MASS_CHANGE_MULTIPLE", 10.0, description="of the recent average new tokens"
     )
-    mass_change_min_tokens: int = Field(
-        default=1000, description="SYNC_MASS_CHANGE_MIN_TOKENS never blocked below this"
+    mass_change_min_tokens: int = env_field(
+        "SYNC_MASS_CHANGE_MIN_TOKENS", 1000, description="never blocked below this"
     )
     mass_change_lookback_runs: int = Field(default=14, gt=0)
-    allow_mass_change: bool = Field(
-        default=False, description="SYNC_ALLOW_MASS_CHANGE: let a deliberate flood through"
+    allow_mass_change: bool = env_field(
+        "SYNC_ALLOW_MASS_CHANGE", False, description="let a deliberate flood through"
     )
-    max_quarantined_tokens: int = Field(
-        default=50, description="SYNC_MAX_QUARANTINED_TOKENS in one run before the check fails"
+    max_quarantined_tokens: int = env_field(
+        "SYNC_MAX_QUARANTINED_TOKENS", 50, description="in one run before the check fails"
     )
-    events_grace_hours: float = Field(
-        default=48.0, description="SYNC_EVENTS_GRACE_HOURS: how far behind the cursor to re-read"
+    events_grace_hours: float = env_field(
+        "SYNC_EVENTS_GRACE_HOURS", 48.0, description="how far behind the cursor to re-read"
     )
     delivery_metrics_days: int = Field(default=35, gt=0)
-    blocked_rate_jump_multiple: float = Field(
-        default=3.0, description="SYNC_BLOCKED_RATE_JUMP_MULTIPLE of the 7-day average"
+    blocked_rate_jump_multiple: float = env_field(
+        "SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0, description="of the 7-day average"
     )
     blocked_rate_floor: float = Field(
         default=0.02, description="blocked rates under this never count as a jump"
@@ -261,33 +299,7 @@ class SyncSettings(ConfigurableResource):
 def resources_from_env() -> dict[str, ConfigurableResource]:
     """The resources of the code location, each field fed by its environment variable."""
     return {
-        "warehouse": WarehouseResource(
-            url=env_or_default("WAREHOUSE_URL", demo_warehouse_url()),
-            state_url=env_or_default("SYNC_STATE_URL", None),
-            extract_sql_path=env_or_default("WAREHOUSE_EXTRACT_SQL", None),
-        ),
-        "esputnik": EsputnikResource(
-            api_key=EnvVar("ESPUTNIK_API_KEY"),
-            app_uuid=EnvVar("ESPUTNIK_APP_UUID"),
-            base_url=env_or_default("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL),
-            chunk_size=env_int_or_default("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
-            max_retries=env_int_or_default("ESPUTNIK_MAX_RETRIES", 5),
-            backoff_seconds=env_float_or_default("ESPUTNIK_BACKOFF_SECONDS", 1.0),
-            backoff_max_seconds=env_float_or_default("ESPUTNIK_BACKOFF_MAX_SECONDS", 60.0),
-            max_in_flight=env_int_or_default("ESPUTNIK_MAX_IN_FLIGHT", 1),
-            requests_per_second=env_float_or_default("ESPUTNIK_REQUESTS_PER_SECOND", 0.0),
-        ),
-        "sync_settings": SyncSettings(
-            phone_default_region=env_or_default("PHONE_DEFAULT_REGION", "UA"),
-            dry_run=env_bool_or_default("SYNC_DRY_RUN", False),
-            push_lock_wait_seconds=env_float_or_default("SYNC_PUSH_LOCK_WAIT_SECONDS", 3600.0),
-            max_no_identifier_share=env_float_or_default("SYNC_MAX_NO_IDENTIFIER_SHARE", 0.25),
-            mass_change_multiple=env_float_or_default("SYNC_MASS_CHANGE_MULTIPLE", 10.0),
-            mass_change_min_tokens=env_int_or_default("SYNC_MASS_CHANGE_MIN_TOKENS", 1000),
-            allow_mass_change=env_bool_or_default("SYNC_ALLOW_MASS_CHANGE", False),
-            max_quarantined_tokens=env_int_or_default("SYNC_MAX_QUARANTINED_TOKENS", 50),
-            events_grace_hours=env_float_or_default("SYNC_EVENTS_GRACE_HOURS", 48.0),
-            blocked_rate_jump_multiple=env_float_or_default("SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0),
-            validate_chunk_rows=env_int_or_default("SYNC_VALIDATE_CHUNK_ROWS", 200_000),
-        ),
+        "warehouse": from_env(WarehouseResource),
+        "esputnik": from_env(EsputnikResource),
+        "sync_settings": from_env(SyncSettings),
     }

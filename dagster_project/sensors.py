@@ -14,16 +14,15 @@ from dagster import (
     RunFailureSensorContext,
     run_failure_sensor,
 )
-from pydantic import Field
 
 from dagster_project.core.state import mark_run_failed
-from dagster_project.resources import WarehouseResource
+from dagster_project.resources import WarehouseResource, env_field
 
 
 class AlertWebhookResource(ConfigurableResource):
     """Where failure alerts go: an incoming-webhook URL (Slack-compatible JSON)."""
 
-    url: str | None = Field(default=None, description="SYNC_ALERT_WEBHOOK_URL")
+    url: str | None = env_field("SYNC_ALERT_WEBHOOK_URL", None, description="incoming webhook")
     timeout_seconds: float = 10.0
 
     def send(self, text: str) -> bool:

@@ -1,8 +1,12 @@
 """Bad or missing settings stop the run at its start, with a message naming the setting."""
 
+import re
+from pathlib import Path
+
 import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError
 
+from dagster_project.definitions import defs
 from dagster_project.resources import EsputnikResource, WarehouseResource, resources_from_env
 from tests.helpers import (
     API_KEY,
@@ -102,3 +106,30 @@ def test_resource_repr_hides_the_key():
     esputnik = EsputnikResource(api_key=API_KEY, app_uuid=APP_UUID)
     assert API_KEY not in repr(esputnik) and API_KEY not in str(esputnik)
     assert "warehouse.sqlite" in resource.url
+
+
+def test_empty_default_region_refuses_numbers_without_country_code(monkeypatch):
+    def region() -> str | None:
+        settings = resources_from_env()["sync_settings"].process_config_and_initialize()
+        return settings.default_region()
+
+    monkeypatch.setenv("PHONE_DEFAULT_REGION", "")
+    assert region() is None
+    monkeypatch.setenv("PHONE_DEFAULT_REGION", "pl")
+    assert region() == "PL"
+    monkeypatch.delenv("PHONE_DEFAULT_REGION")
+    assert region() == "UA"
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    resources = [*resources_from_env().values(), defs.resources["alerts"]]
+    variables = {
+        field.json_schema_extra["env"]
+        for resource in resources
+        for field in type(resource).model_fields.values()
+        if isinstance(field.json_schema_extra, dict)
+    }
+    assert len(variables) > 20
+    assert variables - documented == set()
