@@ -182,6 +182,7 @@ def validated_subscribers(
         sync_settings.default_region(),
         sync_settings.validate_chunk_rows,
         log=context.log.info,
+        recheck_ledger=warehouse.state_engine() is not warehouse.warehouse_engine(),
     )
     seconds = time.perf_counter() - started
     already_pushed = extracted - report.rows_unpushed

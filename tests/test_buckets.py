@@ -72,3 +72,24 @@ def test_a_batch_that_fits_is_one_bucket(warehouse_url):
 
 def test_bucket_count():
     assert [bucket_count(n, 10) for n in (0, 1, 10, 11, 95)] == [1, 1, 1, 2, 10]
+
+
+def test_ledger_is_checked_again_only_when_asked(warehouse_url):
+    """The in-database extract stages unpushed rows only, so validation need not look again;
+    state in another database stages everything and relies on this second look."""
+    engine = create_engine(warehouse_url)
+    ensure_state_schema(engine)
+    stage_rows(engine, "b1", ["1", " 2 ", "3"])
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO esputnik_token_ledger (app_uuid, token, pushed_at, run_id, chunk_no)"
+                " VALUES (:app, '2', '2026-01-01 00:00:00', 'r', 1)"
+            ),
+            {"app": APP},
+        )
+    rechecked = read_unpushed_extract(engine, "b1", APP)
+    as_staged = read_unpushed_extract(engine, "b1", APP, recheck_ledger=False)
+    assert rechecked["chat_id"].tolist() == ["1", "3"]
+    assert as_staged["chat_id"].tolist() == ["1", " 2 ", "3"]
+    engine.dispose()

@@ -34,18 +34,19 @@ def token_buckets(tokens: pd.Series, count: int) -> np.ndarray:
 
 
 def unpushed_buckets(
-    engine: Engine, batch_id: str, app_uuid: str, count: int
+    engine: Engine, batch_id: str, app_uuid: str, count: int, recheck_ledger: bool = True
 ) -> Iterator[pd.DataFrame]:
-    """The batch's unpushed rows in ``count`` token-complete buckets (empty ones skipped).
+    """The batch's unpushed rows in ``count`` token-complete buckets (empty ones skipped);
+    ``recheck_ledger`` as in ``stream_unpushed_extract``.
 
     Spill files live in the system's temporary directory (``TMPDIR``), about 150 bytes a row,
     and are deleted when the iteration ends or is abandoned.
     """
     if count == 1:
-        yield read_unpushed_extract(engine, batch_id, app_uuid)
+        yield read_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger)
         return
     with tempfile.TemporaryDirectory(prefix="esputnik-validate-") as spill:
-        chunks = stream_unpushed_extract(engine, batch_id, app_uuid)
+        chunks = stream_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger)
         for path in _spill(chunks, count, Path(spill)):
             with pa.OSFile(str(path)) as source:
                 table = pa.ipc.open_file(source).read_all()

@@ -191,17 +191,22 @@ def delete_batch(conn: Connection, table: str, batch_id: str) -> None:
     conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), {"batch_id": batch_id})
 
 
-def stream_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> Iterator[pd.DataFrame]:
+def stream_unpushed_extract(
+    engine: Engine, batch_id: str, app_uuid: str, recheck_ledger: bool = True
+) -> Iterator[pd.DataFrame]:
     """The batch's staged rows whose token the ledger does not hold live: all that needs work,
     ``READ_CHUNK_ROWS`` at a time.
 
-    On a nightly rerun most tokens are pushed already; skipping them here keeps the Python side
-    proportional to what is new, not to the size of the range.
+    On a nightly rerun most tokens are pushed already; skipping them keeps the Python side
+    proportional to what is new, not to the size of the range. Without ``recheck_ledger`` the
+    staged rows are taken as they are: the in-database extract staged unpushed rows only, and a
+    token pushed since then is still caught by the diff.
     """
     params = {"batch_id": batch_id, "app_uuid": app_uuid}
+    and_not_pushed = f"AND NOT {raw_row_pushed('e')}" if recheck_ledger else ""
     with engine.connect() as conn:
         chunks = pd.read_sql(
-            text(render_sql("read_unpushed_extract.sql", ledger_holds_live=raw_row_pushed("e"))),
+            text(render_sql("read_unpushed_extract.sql", and_not_pushed=and_not_pushed)),
             conn.execution_options(stream_results=True),
             params=params,
             chunksize=READ_CHUNK_ROWS,
@@ -211,9 +216,11 @@ def stream_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> Ite
             yield _compact(chunk)
 
 
-def read_unpushed_extract(engine: Engine, batch_id: str, app_uuid: str) -> pd.DataFrame:
+def read_unpushed_extract(
+    engine: Engine, batch_id: str, app_uuid: str, recheck_ledger: bool = True
+) -> pd.DataFrame:
     """All of ``stream_unpushed_extract`` in one frame."""
-    frames = list(stream_unpushed_extract(engine, batch_id, app_uuid))
+    frames = list(stream_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger))
     if not frames:
         return _compact(pd.DataFrame(columns=list(RAW_COLUMNS)))
     return pd.concat(frames, ignore_index=True)

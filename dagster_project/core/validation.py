@@ -56,8 +56,12 @@ def validate_staged(
     default_region: str | None,
     chunk_rows: int,
     log: Callable[[str], None] = print,
+    recheck_ledger: bool = True,
 ) -> ValidationReport:
-    """Validate the batch's unpushed, unsettled rows; fill esputnik_stage_valid and the rejects."""
+    """Validate the batch's unpushed, unsettled rows; fill esputnik_stage_valid and the rejects.
+
+    ``recheck_ledger=False`` when the extract already left out pushed tokens (state and
+    warehouse in one database)."""
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
@@ -68,7 +72,8 @@ def validate_staged(
     count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
     report = ValidationReport()
     validator, outcomes, samples = PayloadValidator(), [], []
-    for number, bucket in enumerate(unpushed_buckets(engine, batch_id, app_uuid, count), 1):
+    buckets = unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger)
+    for number, bucket in enumerate(buckets, 1):
         keys = group_keys(bucket)
         settled = is_settled(keys, settled_before)
         report.rows_unpushed += len(bucket)
