@@ -20,6 +20,7 @@ from dagster import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from dagster_project.core.buckets import SpillError
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME
 from dagster_project.core.extract import ExtractError, extract_batch
@@ -174,16 +175,19 @@ def validated_subscribers(
     state, batch_id = warehouse.state_engine(), batch_id_of(context)
     coverage = read_run_record(state, batch_id)
     extracted = int(coverage["rows_extracted"])
-    report = validate_staged(
-        state,
-        batch_id,
-        esputnik.app_uuid,
-        context.run.run_id,
-        sync_settings.default_region(),
-        sync_settings.validate_chunk_rows,
-        log=context.log.info,
-        recheck_ledger=warehouse.state_engine() is not warehouse.warehouse_engine(),
-    )
+    try:
+        report = validate_staged(
+            state,
+            batch_id,
+            esputnik.app_uuid,
+            context.run.run_id,
+            sync_settings.default_region(),
+            sync_settings.validate_chunk_rows,
+            log=context.log.info,
+            recheck_ledger=warehouse.state_engine() is not warehouse.warehouse_engine(),
+        )
+    except SpillError as exc:
+        raise Failure(str(exc)) from None
     seconds = time.perf_counter() - started
     already_pushed = extracted - report.rows_unpushed
     reject_counts, drop_counts = dict(report.reject_counts), dict(report.drop_counts)

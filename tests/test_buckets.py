@@ -6,9 +6,10 @@ from __future__ import annotations
 import tempfile
 
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine, text
 
-from dagster_project.core.buckets import bucket_count, unpushed_buckets
+from dagster_project.core.buckets import SpillError, bucket_count, unpushed_buckets
 from dagster_project.core.settled import tokens_of
 from dagster_project.core.state import ensure_state_schema, read_unpushed_extract
 
@@ -92,4 +93,14 @@ def test_ledger_is_checked_again_only_when_asked(warehouse_url):
     as_staged = read_unpushed_extract(engine, "b1", APP, recheck_ledger=False)
     assert rechecked["chat_id"].tolist() == ["1", "3"]
     assert as_staged["chat_id"].tolist() == ["1", " 2 ", "3"]
+    engine.dispose()
+
+
+def test_unwritable_spill_directory_is_a_clear_error(warehouse_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    engine = create_engine(warehouse_url)
+    ensure_state_schema(engine)
+    stage_rows(engine, "b1", ["1", "2", "3"])
+    with pytest.raises(SpillError, match=r"TMPDIR.*SYNC_VALIDATE_CHUNK_ROWS"):
+        list(unpushed_buckets(engine, "b1", APP, bucket_count(3, 1)))
     engine.dispose()

@@ -23,6 +23,11 @@ from dagster_project.core.settled import tokens_of
 from dagster_project.core.state import read_unpushed_extract, stream_unpushed_extract
 
 
+class SpillError(RuntimeError):
+    """The bucket files could not be written (no space or no access in the temporary
+    directory)."""
+
+
 def bucket_count(rows: int, max_rows: int) -> int:
     """Buckets of about ``max_rows`` rows each for ``rows`` rows (at least one)."""
     return max(1, math.ceil(rows / max_rows))
@@ -45,9 +50,21 @@ def unpushed_buckets(
     if count == 1:
         yield read_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger)
         return
-    with tempfile.TemporaryDirectory(prefix="esputnik-validate-") as spill:
+    spill = None
+    try:
+        spill = tempfile.TemporaryDirectory(prefix="esputnik-validate-")
         chunks = stream_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger)
-        for path in _spill(chunks, count, Path(spill)):
+        paths = _spill(chunks, count, Path(spill.name))
+    except OSError as exc:
+        if spill is not None:
+            spill.cleanup()
+        raise SpillError(
+            f"could not write the validation buckets to {tempfile.gettempdir()}: {exc}. "
+            "Point TMPDIR at a disk with room (about 150 bytes a staged row) or raise "
+            "SYNC_VALIDATE_CHUNK_ROWS so that the batch is validated in memory."
+        ) from None
+    with spill:
+        for path in paths:
             with pa.OSFile(str(path)) as source:
                 table = pa.ipc.open_file(source).read_all()
             path.unlink()
