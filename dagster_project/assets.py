@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dagster_project.core.buckets import SpillError
 from dagster_project.core.esputnik import EsputnikError
 from dagster_project.core.expectations import SUITE_NAME
-from dagster_project.core.extract import ExtractError, extract_batch
+from dagster_project.core.extract import ExtractError, extract_batch, stages_unpushed_only
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
@@ -184,7 +184,7 @@ def validated_subscribers(
             sync_settings.default_region(),
             sync_settings.validate_chunk_rows,
             log=context.log.info,
-            recheck_ledger=warehouse.state_engine() is not warehouse.warehouse_engine(),
+            recheck_ledger=not stages_unpushed_only(warehouse.warehouse_engine(), state),
         )
     except SpillError as exc:
         raise Failure(str(exc)) from None

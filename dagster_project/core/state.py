@@ -163,8 +163,8 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DATETIME in 
 def _insert_sqlite(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     """One executemany straight on the sqlite3 cursor, with plain Python values.
 
-    Going through pandas' ``to_sql`` and SQLAlchemy's per-row parameter processing costs
-    about twice the insert itself; timestamps are written in SQLAlchemy's own text format, so
+    Going through pandas' ``to_sql`` and SQLAlchemy's per-row parameter processing cost more
+    than the insert itself; timestamps are written in SQLAlchemy's own text format, so
     rows compare and read back the same whichever path wrote them.
     """
     frame = _naive_utc(frame)
