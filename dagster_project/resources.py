@@ -38,7 +38,7 @@ def env_field(env: str, *default: object, description: str = "", **rules: Any) -
     return Field(*default, description=text, json_schema_extra={"env": env}, **rules)
 
 
-def from_env(resource: type[R], **given: object) -> R:
+def from_env(resource: type[R]) -> R:
     """``resource`` with every ``env_field`` whose variable is set taken from the environment.
 
     Text and integers are passed as ``EnvVar`` (the UI shows the variable, not the value; a
@@ -50,18 +50,17 @@ def from_env(resource: type[R], **given: object) -> R:
     for name, field in resource.model_fields.items():
         extra = field.json_schema_extra
         env = extra.get("env") if isinstance(extra, dict) else None
-        if env is None or name in given:
+        if env is None:
             continue
         raw = os.environ.get(env)
-        kind = _setting_kind(field.annotation)
         if raw is None or not raw.strip():
             if field.is_required():
                 values[name] = EnvVar(env)
             elif raw is not None and field.default is not None and _optional(field.annotation):
                 values[name] = None
             continue
-        values[name] = _parse_setting(env, raw, kind)
-    return resource(**values, **given)
+        values[name] = _parse_setting(env, raw, _setting_kind(field.annotation))
+    return resource(**values)
 
 
 def _optional(annotation: object) -> bool:
