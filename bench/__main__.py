@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.calibrate import describe, machine_speed
 from bench.cases import CASES, Bench, Options
 from bench.report import (
     RESULTS_DIR,
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"workdir {workdir}; logs in {logs}")
     if code:
         say(f"running a snapshot of dagster_project (sha256 {str(code['sha256'])[:12]})")
+    speed = {"start": machine_speed()}
+    say(f"machine reference: {describe(speed['start'])}")
     bench = Bench(options, workdir, say)
     failure: BaseException | None = None
     try:
@@ -165,11 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    speed["end"] = machine_speed()
+    say(f"machine reference: {describe(speed['end'])}")
     payload = {
         "started": stamp,
         "argv": sys.argv[1:] if argv is None else argv,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "environment": environment(),
+        "machine_reference": speed,
         "code": code,
         "error": None if failure is None else repr(failure),
         "results": bench.entries,
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     if bench.entries:
         print()
         print(format_table(bench.entries))
+        print(f"machine reference (bench/calibrate.py) at start: {describe(speed['start'])}")
+        print(f"                                       at end:   {describe(speed['end'])}")
     print(f"\nresults: {path}")
     return 1 if failure else 0
 

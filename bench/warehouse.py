@@ -147,8 +147,12 @@ def _load_postgres(url: str, batch: Batch) -> None:
                         {n: columns[n][start : start + COPY_ROWS] for n in names}, dtype=object
                     )
                     copy.write(_copy_text(part))
-        cursor.execute("ANALYZE crm_contacts")
-        cursor.execute("ANALYZE telegram_subscribers")
+        conn.commit()
+        # VACUUM as autovacuum would by the next night: it also marks the pages all-visible,
+        # which lets PostgreSQL answer the window from the covering index alone.
+        conn.autocommit = True
+        cursor.execute("VACUUM (ANALYZE) crm_contacts")
+        cursor.execute("VACUUM (ANALYZE) telegram_subscribers")
 
 
 def subscriber_count(engine: Engine) -> int:

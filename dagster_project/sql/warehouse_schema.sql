@@ -18,5 +18,8 @@ CREATE TABLE IF NOT EXISTS telegram_subscribers (
     status_changed_at TIMESTAMP NULL
 );
 
-CREATE INDEX IF NOT EXISTS ix_telegram_subscribers_subscribed_at
-    ON telegram_subscribers (subscribed_at);
+-- The extract reads a window of subscribed_at. This index holds every column it reads, so the
+-- window comes out of the index in order instead of one random table read per row (on SQLite
+-- about twice as fast over 1M randomly ordered rows; see README, Performance).
+CREATE INDEX IF NOT EXISTS ix_telegram_subscribers_window
+    ON telegram_subscribers (subscribed_at, chat_id, customer_id, phone, status, status_changed_at);
