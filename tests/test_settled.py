@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.settled import group_keys, is_settled, refused_groups
+from dagster_project.core.settled import group_keys, is_settled, refused_groups, settled_pairs
 from tests.helpers import (
     add_contacts,
     add_subscribers,
@@ -47,7 +47,8 @@ def test_only_groups_without_a_sent_row_are_settled():
     keys = group_keys(raw)
     refused = refused_groups(keys, raw, pd.DataFrame({"source_row": [2]}))
     assert refused["token"].tolist() == ["2"]
-    assert is_settled(keys, refused).tolist() == [False, False, True]
+    settled = settled_pairs(refused.itertuples(index=False, name=None))
+    assert is_settled(keys, settled).tolist() == [False, False, True]
 
 
 def test_nightly_rerun_skips_unchanged_refusals_and_revisits_changed_ones(warehouse_url, sandbox):

@@ -10,6 +10,8 @@ decision is still taken over all the token's rows, as ``validate_batch`` require
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from dagster_project.core.batch import RAW_COLUMNS
@@ -48,11 +50,16 @@ def group_keys(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"token": token, "group_hash": group}, index=raw.index)
 
 
-def is_settled(keys: pd.DataFrame, settled: pd.DataFrame) -> pd.Series:
-    """Rows whose token group was refused before, unchanged (``settled``: token, group_hash)."""
-    known = pd.MultiIndex.from_frame(settled[list(SETTLED_COLUMNS)].astype({"group_hash": "int64"}))
-    found = pd.MultiIndex.from_frame(keys[list(SETTLED_COLUMNS)]).isin(known)
-    return pd.Series(found, index=keys.index)
+def settled_pairs(rows: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The (token, group_hash) pairs refused before, in the form ``is_settled`` looks up."""
+    return {(token, int(group_hash)) for token, group_hash in rows}
+
+
+def is_settled(keys: pd.DataFrame, settled: set[tuple[str, int]]) -> pd.Series:
+    """Rows whose token group was refused before, unchanged. A set of plain tuples, built once
+    per run, answers in a fraction of the time a MultiIndex ``isin`` takes per bucket."""
+    pairs = zip(keys["token"].tolist(), keys["group_hash"].tolist(), strict=True)
+    return pd.Series([pair in settled for pair in pairs], index=keys.index, dtype=bool)
 
 
 def refused_groups(keys: pd.DataFrame, raw: pd.DataFrame, accepted: pd.DataFrame) -> pd.DataFrame:

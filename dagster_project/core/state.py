@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from dagster_project.core.batch import RAW_COLUMNS
 from dagster_project.core.locks import advisory_key
+from dagster_project.core.settled import settled_pairs
 
 READ_CHUNK_ROWS = 100_000
 STAGE_TABLES = (
@@ -234,14 +235,14 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def read_settled(engine: Engine, app_uuid: str, rules: str) -> pd.DataFrame:
+def read_settled(engine: Engine, app_uuid: str, rules: str) -> set[tuple[str, int]]:
     """Token groups refused before under ``rules`` (see core/settled.py)."""
     query = text(
         "SELECT token, group_hash FROM esputnik_settled_rejects"
         " WHERE app_uuid = :app_uuid AND rules = :rules"
     )
     with engine.connect() as conn:
-        return pd.read_sql(query, conn, params={"app_uuid": app_uuid, "rules": rules})
+        return settled_pairs(conn.execute(query, {"app_uuid": app_uuid, "rules": rules}))
 
 
 def count_batch(engine: Engine, table: str, batch_id: str) -> int:
