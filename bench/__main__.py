@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.calibrate import describe, machine_speed
 from bench.cases import CASES, Bench, Options
+from bench.instance import INSTANCES, prepare
 from bench.report import (
     RESULTS_DIR,
     environment,
@@ -88,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="do not pre-register contacts in the sandbox (every token then creates one)",
     )
+    parser.add_argument(
+        "--instance",
+        choices=INSTANCES,
+        default="sqlite",
+        help="the Dagster instance's storage (postgres: deploy/dagster.postgres.yaml in a "
+        "throw-away database on --postgres-url's server, with DAGSTER_EVENT_BATCH_SIZE set)",
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_ADMIN_URL)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="for SQLite files and DAGSTER_HOME (tmp dir)"
@@ -122,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     dagster_home = workdir / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = prepare(args.instance, dagster_home, args.postgres_url)
 
     code = snapshot_code(workdir / "code") if args.snapshot else None
     extra_env = {"PYTHONPATH": code["path"]} if code else {}
-    extra_env |= {
+    extra_env |= instance.env | {
         "ESPUTNIK_REQUESTS_PER_SECOND": str(args.requests_per_second),
         "ESPUTNIK_MAX_IN_FLIGHT": str(args.max_in_flight),
     }
@@ -154,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     say(f"workdir {workdir}; logs in {logs}")
+    say(f"Dagster instance: {instance.describe()}")
     if code:
         say(f"running a snapshot of dagster_project (sha256 {str(code['sha256'])[:12]})")
     speed = {"start": machine_speed()}
@@ -166,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         failure = exc
         say(f"stopped: {exc}")
     finally:
+        if not args.keep:
+            instance.drop()
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     speed["end"] = machine_speed()
@@ -176,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "environment": environment(),
         "machine_reference": speed,
+        "dagster_instance": instance.describe(),
         "code": code,
         "error": None if failure is None else repr(failure),
         "results": bench.entries,
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if bench.entries:
         print()
         print(format_table(bench.entries))
+        print(f"Dagster instance: {instance.describe()}")
         print(f"machine reference (bench/calibrate.py) at start: {describe(speed['start'])}")
         print(f"                                       at end:   {describe(speed['end'])}")
     print(f"\nresults: {path}")

@@ -84,7 +84,12 @@ def run_sync(
         "DAGSTER_HOME": str(settings.dagster_home),
         **settings.extra_env,
     }
-    for name in ("SYNC_STATE_URL", "WAREHOUSE_EXTRACT_SQL", "SYNC_DRY_RUN"):
+    for name in (
+        "SYNC_STATE_URL",
+        "WAREHOUSE_EXTRACT_SQL",
+        "SYNC_DRY_RUN",
+        "DAGSTER_EVENT_BATCH_SIZE",
+    ):
         if name not in settings.extra_env:
             env.pop(name, None)
     suffix = ".collapsed.txt" if settings.profiler == "py-spy" else ".txt"

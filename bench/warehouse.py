@@ -51,11 +51,25 @@ class Warehouse:
             self.path.with_suffix(".push.lock").unlink(missing_ok=True)
             return
         if self.admin_url:
-            name = make_url(self.url).database
-            admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_database(self.admin_url, self.url)
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    """A new, empty PostgreSQL database named ``prefix`` plus a random suffix; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}".lower()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def create(backend: str, workdir: Path, label: str, postgres_admin_url: str) -> Warehouse:
@@ -66,15 +80,8 @@ def create(backend: str, workdir: Path, label: str, postgres_admin_url: str) -> 
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         warehouse = Warehouse("sqlite", f"sqlite:///{path}", path=path)
     elif backend == "postgres":
-        name = f"esputnik_bench_{label}_{uuid.uuid4().hex[:8]}".lower()
-        admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = make_url(postgres_admin_url).set(database=name)
-        warehouse = Warehouse(
-            "postgres", url.render_as_string(hide_password=False), admin_url=postgres_admin_url
-        )
+        url = create_database(postgres_admin_url, f"esputnik_bench_{label}")
+        warehouse = Warehouse("postgres", url, admin_url=postgres_admin_url)
     else:
         raise ValueError(f"unknown backend {backend!r}")
     engine = warehouse.engine()
