@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             instance.drop()
-        if not args.keep and args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
     speed["end"] = machine_speed()
     say(f"machine reference: {describe(speed['end'])}")
     payload = {

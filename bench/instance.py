@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from bench.sync_run import REPO_ROOT
 from bench.warehouse import create_database, drop_database
 
 INSTANCES = ("sqlite", "postgres")
 EVENT_BATCH_SIZE = "1000"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
