@@ -185,6 +185,7 @@ def validated_subscribers(
             sync_settings.validate_chunk_rows,
             log=context.log.info,
             recheck_ledger=not stages_unpushed_only(warehouse.warehouse_engine(), state),
+            helpers=sync_settings.validate_helpers,
         )
     except SpillError as exc:
         raise Failure(str(exc)) from None
@@ -206,7 +207,8 @@ def validated_subscribers(
         f"{report.rows_validated:,}: {report.rows_valid:,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
         f"{dropped:,} identifiers dropped; {seconds:.1f}s, of which the GX suite "
-        f"{report.gx_seconds:.1f}s"
+        f"{report.gx_seconds:.1f}s; {report.phones_by_helpers:,} phone numbers checked by "
+        "helper processes"
     )
     suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)

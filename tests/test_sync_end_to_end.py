@@ -5,6 +5,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
+from dagster_project.core import spread, validation
+
 from tests.helpers import (
     add_contacts,
     add_subscribers,
@@ -58,11 +60,20 @@ def january(warehouse_url):
     return engine
 
 
-# Validating two rows at a time must decide exactly as one pass does: a token's rows share a chunk.
-@pytest.mark.parametrize("chunk_rows", [200_000, 2], ids=["one-chunk", "chunks-of-2"])
+# Validating two rows at a time must decide exactly as one pass does: a token's rows share a chunk;
+# so must sharing every phone column with a helper process.
+@pytest.mark.parametrize(
+    ("chunk_rows", "spread_from"),
+    [(200_000, None), (2, None), (200_000, 1)],
+    ids=["one-chunk", "chunks-of-2", "phones-shared-with-a-helper"],
+)
 def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
-    january, warehouse_url, sandbox, chunk_rows
+    january, warehouse_url, sandbox, chunk_rows, spread_from, monkeypatch
 ):
+    if spread_from:
+        monkeypatch.setattr(spread, "MIN_SPREAD_VALUES", spread_from)
+        monkeypatch.setattr(validation, "MIN_SPREAD_VALUES", spread_from)
+        monkeypatch.setattr(spread, "SLICE_VALUES", 1)
     settings = {"max_no_identifier_share": 0.5, "validate_chunk_rows": chunk_rows}
     result = run_sync(sync_resources(warehouse_url, sandbox, settings=settings))
     assert result.success

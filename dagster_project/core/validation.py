@@ -21,6 +21,7 @@ from dagster_project.core.batch import DROP_REASONS, REJECT_REASONS, validate_ba
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
 from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
 from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
+from dagster_project.core.spread import MIN_SPREAD_VALUES, Spreader
 from dagster_project.core.state import (
     append_frame,
     count_batch,
@@ -40,6 +41,7 @@ class ValidationReport:
     rows_valid: int = 0
     chunks: int = 0
     gx_seconds: float = 0.0  # of which the Great Expectations suite
+    phones_by_helpers: int = 0  # distinct phone numbers checked by helper processes
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
     )
@@ -57,11 +59,13 @@ def validate_staged(
     chunk_rows: int,
     log: Callable[[str], None] = print,
     recheck_ledger: bool = True,
+    helpers: int = 0,
 ) -> ValidationReport:
     """Validate the batch's unpushed, unsettled rows; fill esputnik_stage_valid and the rejects.
 
     ``recheck_ledger=False`` when the extract already left out pushed tokens (state and
-    warehouse in one database)."""
+    warehouse in one database). ``helpers`` processes share the phone checks of large buckets
+    (core/spread.py)."""
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
@@ -73,42 +77,50 @@ def validate_staged(
     report = ValidationReport()
     validator, outcomes, samples = PayloadValidator(), [], []
     buckets = unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger)
-    for number, bucket in enumerate(buckets, 1):
-        keys = group_keys(bucket)
-        settled = is_settled(keys, settled_before)
-        report.rows_unpushed += len(bucket)
-        report.rows_settled += int(settled.sum())
-        raw, keys = bucket.loc[~settled], keys.loc[~settled]
-        if raw.empty:
-            continue
-        result = validate_batch(raw, default_region)
-        started = time.perf_counter()
-        outcomes.append(validator.validate(result.accepted))
-        report.gx_seconds += time.perf_counter() - started
-        refused = refused_groups(keys, raw, result.accepted)
-        with engine.begin() as conn:
-            append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
-            append_frame(
-                conn,
-                "esputnik_sync_rejects",
-                result.rejects.assign(run_id=run_id, batch_id=batch_id, recorded_at=now),
-            )
-            append_frame(
-                conn,
-                "esputnik_settled_rejects",
-                refused.assign(app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now),
-            )
-        report.chunks += 1
-        report.rows_validated += len(raw)
-        report.rows_valid += len(result.accepted)
-        report.reject_counts.update(result.reject_counts())
-        report.drop_counts.update(result.drop_counts())
-        samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
-        if count > 1:
-            log(
-                f"validated bucket {number} of up to {count}: {report.rows_validated:,} rows, "
-                f"{report.rows_valid:,} valid so far"
-            )
+    with Spreader(helpers, log) as spreader:
+        for number, bucket in enumerate(buckets, 1):
+            keys = group_keys(bucket)
+            settled = is_settled(keys, settled_before)
+            report.rows_unpushed += len(bucket)
+            report.rows_settled += int(settled.sum())
+            raw, keys = bucket.loc[~settled], keys.loc[~settled]
+            if raw.empty:
+                continue
+            if len(raw) >= MIN_SPREAD_VALUES:
+                spreader.start()  # the helpers import while tokens and statuses are settled
+            result = validate_batch(raw, default_region, spreader.map)
+            started = time.perf_counter()
+            outcomes.append(validator.validate(result.accepted))
+            report.gx_seconds += time.perf_counter() - started
+            refused = refused_groups(keys, raw, result.accepted)
+            with engine.begin() as conn:
+                append_frame(
+                    conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id)
+                )
+                append_frame(
+                    conn,
+                    "esputnik_sync_rejects",
+                    result.rejects.assign(run_id=run_id, batch_id=batch_id, recorded_at=now),
+                )
+                append_frame(
+                    conn,
+                    "esputnik_settled_rejects",
+                    refused.assign(
+                        app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now
+                    ),
+                )
+            report.chunks += 1
+            report.rows_validated += len(raw)
+            report.rows_valid += len(result.accepted)
+            report.reject_counts.update(result.reject_counts())
+            report.drop_counts.update(result.drop_counts())
+            samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
+            if count > 1:
+                log(
+                    f"validated bucket {number} of up to {count}: {report.rows_validated:,} "
+                    f"rows, {report.rows_valid:,} valid so far"
+                )
+    report.phones_by_helpers = spreader.values_by_helpers
     if samples:  # reporting.rejects_sample picks the final rows per reason from these
         report.rejects_sample = pd.concat(samples, ignore_index=True)
     report.suite = merge_outcomes(outcomes)
