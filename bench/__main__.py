@@ -27,7 +27,7 @@ from bench.report import (
     timestamp,
     write_json,
 )
-from bench.sync_run import RunSettings
+from bench.sync_run import RunSettings, profiler_installed
 from bench.warehouse import DEFAULT_POSTGRES_ADMIN_URL
 
 QUICK_SIZES = [20_000, 100_000]
@@ -115,6 +115,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    if args.profile and not profiler_installed(args.profile):
+        parser.error(
+            f"--profile {args.profile}: {args.profile} is not installed in this environment "
+            f"(it is not a project dependency): {Path(sys.executable).parent}/pip install "
+            f"{args.profile}"
+        )
     if args.quick:
         args.sizes, args.baseline_sample = QUICK_SIZES, QUICK_SAMPLE
     return args

@@ -8,6 +8,7 @@ event log writes, the GX context, ...) is reported as bookkeeping.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -35,6 +36,12 @@ class RunSettings:
 
 def dagster_command() -> list[str]:
     return materialize_command(PARTITION_RANGE)
+
+
+def profiler_installed(profiler: str) -> bool:
+    if profiler == "py-spy":
+        return Path(sys.executable).with_name("py-spy").exists()
+    return importlib.util.find_spec(profiler) is not None
 
 
 def _profiled(command: list[str], profiler: str | None, output: Path) -> list[str]:

@@ -15,8 +15,14 @@ import pytest
 
 from dagster_project.core import spread
 from dagster_project.core.batch import RAW_COLUMNS, validate_batch
+from dagster_project.core.expectations import (
+    GX_WARM_UP,
+    PAYLOAD_COLUMNS,
+    validate_payload,
+    validate_shared,
+)
 from dagster_project.core.identifiers import normalize_phone
-from dagster_project.core.spread import Spreader, apply_rule
+from dagster_project.core.spread import Offload, Spreader, apply_rule
 
 PHONE_RULE = partial(normalize_phone, default_region="UA")
 
@@ -103,11 +109,11 @@ def test_a_helper_that_stalls_is_stopped(ready_spreader, messages, monkeypatch):
     monkeypatch.setattr(spread, "STALL_SECONDS", 1.0)
     values = list(range(20_000))
     assert ready_spreader.map(stalls_in_helper, values) == [v * 2 for v in values]
-    assert any("stalled; stopping it" in m for m in messages)
+    assert any("stalled" in m and "stopped it" in m for m in messages)
 
 
 def test_an_error_in_a_rule_is_raised_as_in_one_pass(ready_spreader):
-    values = list(range(8, 30_000)) + [7]  # the bad value is at the end: a helper meets it first
+    values = [*range(8, 30_000), 7]  # the bad value is at the end: a helper meets it first
     with pytest.raises(ValueError, match="seven"):
         ready_spreader.map(fails_on_seven, values)
 
@@ -135,3 +141,51 @@ def test_validate_batch_decides_the_same_with_a_helper(ready_spreader):
     pd.testing.assert_frame_equal(shared.accepted, alone.accepted)
     pd.testing.assert_frame_equal(shared.rejects, alone.rejects)
     assert alone.reject_counts()["blocked"] > 0 and alone.drop_counts()["invalid_phone"] > 0
+
+
+def test_offloaded_calls_run_in_the_helper_and_come_back_in_order(messages):
+    with Offload((), enabled=True, log=messages.append) as offload:
+        offload.submit(where_checked, 0)  # not started yet: runs here, at once
+        offload.start()
+        for value in range(1, 6):
+            offload.submit(where_checked, value)
+        assert offload.results() == [(0, False)] + [(v, True) for v in range(1, 6)]
+    with Offload((), enabled=False, log=messages.append) as offload:
+        offload.start()
+        offload.submit(where_checked, 7)
+        assert offload.results() == [(7, False)]
+    assert messages == []
+
+
+def test_offloaded_calls_run_here_once_the_helper_dies(messages):
+    with Offload((), enabled=True, log=messages.append) as offload:
+        offload.start()
+        for value in range(5):
+            offload.submit(dies_in_helper, value)
+        assert offload.results() == [0, 2, 4, 6, 8]
+    assert len(messages) == 1 and "the rest runs in this process" in messages[0]
+
+
+def test_gx_suite_in_a_helper_gives_the_outcome_of_a_local_run(messages):
+    payload = pd.DataFrame(
+        {
+            "token": ["501", "501", "502"],
+            "contact_id": pd.array([1, None, 0], dtype="Int64"),
+            "external_customer_id": ["C-1", None, None],
+            "phone": [None, "380501234567", "+38 050"],
+            "email": [None, None, "a@example.com"],
+        }
+    )[list(PAYLOAD_COLUMNS)]
+    with Offload(GX_WARM_UP, enabled=True, log=messages.append) as suite:
+        suite.start()
+        suite.submit(validate_shared, payload)
+        suite.submit(validate_shared, payload.iloc[2:])
+        in_helper = suite.results()
+    assert messages == []
+    assert in_helper == [validate_payload(payload), validate_payload(payload.iloc[2:])]
+    failed = {(e.name, e.unexpected_count) for e in in_helper[0].failed}
+    assert failed == {
+        ("expect_column_values_to_be_unique", 2),
+        ("expect_column_values_to_be_between", 1),  # contact_id 0
+        ("expect_column_values_to_match_regex", 1),  # phone "+38 050"
+    }

@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import text
 
 from dagster_project.core import spread, validation
-
 from tests.helpers import (
     add_contacts,
     add_subscribers,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 SUITE_NAME = "esputnik_token_payload"
+PAYLOAD_COLUMNS = ("token", "contact_id", "external_customer_id", "phone", "email")
 PHONE_PATTERN = r"^[1-9][0-9]{6,14}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 EXPECTATIONS: tuple[tuple[str, dict], ...] = (
@@ -108,7 +109,7 @@ class PayloadValidator:
         vacuously, so its result is given without starting Great Expectations."""
         if accepted.empty:
             return _vacuous_outcome()
-        frame = accepted[["token", "contact_id", "external_customer_id", "phone", "email"]].copy()
+        frame = accepted[list(PAYLOAD_COLUMNS)].copy()
         frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
         frame["contact_id"] = frame["contact_id"].astype("Float64")
         batch = self._definition().get_batch(batch_parameters={"dataframe": frame})
@@ -138,6 +139,25 @@ class PayloadValidator:
 def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
     """Run the suite over the rows about to be sent (see ``PayloadValidator``)."""
     return PayloadValidator().validate(accepted)
+
+
+_shared: PayloadValidator | None = None
+
+
+def validate_shared(accepted: pd.DataFrame) -> SuiteOutcome:
+    """``validate_payload`` on one context per process (a helper validates bucket after bucket)."""
+    global _shared
+    if _shared is None:
+        _shared = PayloadValidator()
+    return _shared.validate(accepted)
+
+
+def warm_up() -> None:
+    """Import GX and build the context: what a helper process does before taking jobs."""
+    validate_shared(pd.DataFrame({c: ["1"] for c in PAYLOAD_COLUMNS}))
+
+
+GX_WARM_UP = (f"{__name__}:warm_up",)
 
 
 def merge_outcomes(outcomes: list[SuiteOutcome]) -> SuiteOutcome:

@@ -1,20 +1,20 @@
-"""Share a column's identifier checks with helper processes on the machine's other cores.
+"""Share the validation's pure-Python work with helper processes on the machine's other cores.
 
-Checking a phone number costs ~40 µs of pure Python (phonenumbers) that holds the GIL, so a batch
-of new subscribers keeps one core busy while the others idle. ``Spreader.map`` cuts the distinct
-values into slices: this process works through them from the front while each helper takes them
-from the back, one slice at a time. The rules are pure functions, so the result is the one a
-single pass gives, in the same order.
+Two costs hold the GIL and keep one core busy while the others idle: checking phone numbers
+(~40 µs each, phonenumbers) and importing Great Expectations (~3 s). ``Spreader.map`` cuts a
+column's distinct values into slices that this process works through from the front while each
+helper takes them from the back; ``Offload`` runs calls (the GX suite) in a helper, in order,
+while this process goes on. Both give exactly what running here would give.
 
-A helper is a plain ``python -m dagster_project.core.spread`` child fed pickled slices on stdin.
+A helper is a plain ``python -m dagster_project.core.spread`` child fed pickled jobs on stdin.
 ``multiprocessing``'s spawn would re-run the parent's main script in the child (a user's script
 that starts a sync at import time would start it again there), and fork is unsafe in a process
-with threads. A helper joins only once it has imported the rules, and a helper that fails hands
-its slice back: a slow or broken helper costs time, never a result.
+with threads. A helper that fails or stalls hands its work back: it costs time, never a result.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import queue
@@ -27,11 +27,10 @@ from typing import Any, BinaryIO
 
 SLICE_VALUES = 2_000  # about 0.1 s of phone checks; a few ms to pickle there and back
 MIN_SPREAD_VALUES = 10_000  # shorter columns are checked here
+IN_FLIGHT = 2  # slices queued per helper, so it never idles while a reply travels
+STALL_SECONDS = 60.0  # a slice takes ~0.1 s and a GX bucket ~1 s; a helper this late is stopped
 READY = b"R"
-READY_POLL_SECONDS = 0.02
-IN_FLIGHT = 2
-STALL_SECONDS = 60.0  # a slice takes ~0.1 s; a helper this late is stopped
-HELPER_IMPORTS = ("dagster_project.core.identifiers",)  # imported before a helper reports ready
+PHONE_IMPORTS = ("dagster_project.core.identifiers",)
 
 Rule = Callable[[Any], Any]
 
@@ -45,12 +44,12 @@ class HelperFailed(Exception):
 
 
 class _Helper:
-    """One child process and the thread that waits for it to be ready."""
+    """One child process; a thread reads its replies into a queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm_up: Sequence[str]) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
+            [sys.executable, "-m", __name__, *warm_up],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -58,26 +57,42 @@ class _Helper:
         self.ready = threading.Event()
         self.failed = False
         self.reported = False
-        threading.Thread(target=self._await_ready, daemon=True).start()
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def _await_ready(self) -> None:
-        if self.process.stdout.read(1) == READY:
-            self.ready.set()
-        else:
-            self.failed = True
-
-    def send(self, rule: Rule, values: Sequence[Any]) -> None:
+    def _read(self) -> None:
+        stdout = self.process.stdout
         try:
-            pickle.dump((rule, values), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            if stdout.read(1) != READY:
+                raise EOFError("it exited while starting")
+            self.ready.set()
+            while True:
+                self._replies.put(pickle.load(stdout))
+        except Exception as exc:  # EOF, a broken pipe or a torn reply: the helper is gone
+            self.failed = True
+            self._replies.put(HelperFailed(f"helper process {self.process.pid} stopped: {exc!r}"))
+            self.ready.set()  # nobody waits for a helper that will never be ready
+
+    def send(self, function: Callable, *args: Any) -> None:
+        try:
+            pickle.dump((function, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.process.stdin.flush()
         except (OSError, ValueError) as exc:  # ValueError: the pipe was closed
             raise HelperFailed(f"helper process {self.process.pid} stopped: {exc!r}") from None
 
-    def receive(self) -> list[Any]:
+    def receive(self) -> Any:
         try:
-            ok, result = pickle.load(self.process.stdout)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            raise HelperFailed(f"helper process {self.process.pid} stopped: {exc!r}") from None
+            reply = self._replies.get(timeout=STALL_SECONDS)
+        except queue.Empty:
+            self.process.kill()
+            raise HelperFailed(
+                f"helper process {self.process.pid} stalled ({STALL_SECONDS:.0f}s without a "
+                "reply); stopped it"
+            ) from None
+        if isinstance(reply, HelperFailed):
+            self._replies.put(reply)  # every later receive fails the same way
+            raise reply
+        ok, result = reply
         if not ok:
             raise HelperFailed(f"helper process {self.process.pid}: {result}")
         return result
@@ -94,8 +109,8 @@ class _Helper:
 class Spreader:
     """Apply pure rules to long sequences with up to ``helpers`` extra processes.
 
-    Use as a context manager: helpers start on the first long sequence and stop on exit.
-    ``helpers=0`` applies every rule in this process.
+    Use as a context manager: helpers start on the first long sequence (or ``start``) and stop
+    on exit. ``helpers=0`` applies every rule in this process.
     """
 
     def __init__(self, helpers: int, log: Callable[[str], None] = print) -> None:
@@ -113,9 +128,9 @@ class Spreader:
         self._started = []
 
     def start(self) -> None:
-        """Start the helpers now (they take a second to import), so they are ready sooner."""
+        """Start the helpers now (they take half a second to import), so they are ready sooner."""
         if self.helpers > 0 and not self._started:
-            self._started = [_Helper() for _ in range(self.helpers)]
+            self._started = [_Helper(PHONE_IMPORTS) for _ in range(self.helpers)]
 
     def wait_ready(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for the started helpers; return how many are ready."""
@@ -137,14 +152,14 @@ class Spreader:
                 return (todo.popleft() if from_front else todo.pop()) if todo else None
 
         def work(helper: _Helper) -> None:
-            while not helper.ready.wait(READY_POLL_SECONDS):  # joins mid-column once started
-                if helper.failed or not todo:
+            while not helper.ready.wait(0.02):  # joins mid-column once it has started
+                if not todo:
                     return
-            sent: deque[int] = deque()  # IN_FLIGHT slices queued, so the helper never idles
+            sent: deque[int] = deque()
             try:
                 while True:
                     while len(sent) < IN_FLIGHT and (i := take(from_front=False)) is not None:
-                        helper.send(rule, slices[i])
+                        helper.send(apply_rule, rule, slices[i])
                         sent.append(i)
                     if not sent:
                         return
@@ -153,15 +168,14 @@ class Spreader:
                     with lock:
                         self.values_by_helpers += len(slices[i])
             except HelperFailed as exc:
-                helper.failed = helper.reported = True
+                helper.failed = True
                 with lock:
                     todo.extendleft(sent)
-                self.log(f"{exc}; its share of the identifiers is checked in this process")
+                self._report(helper, f"{exc}; its share is checked in this process")
 
         for helper in self._started:
-            if helper.failed and not helper.reported:
-                helper.reported = True
-                self.log(f"helper process {helper.process.pid} did not start; see its stderr")
+            if helper.failed:
+                self._report(helper, f"helper process {helper.process.pid} did not start")
         running = [h for h in self._started if not h.failed]
         threads = [threading.Thread(target=work, args=(h,), daemon=True) for h in running]
         for thread in threads:
@@ -172,23 +186,97 @@ class Spreader:
         finally:
             with lock:  # after an error here, the helpers take no more slices
                 todo.clear()
-            for helper, thread in zip(running, threads, strict=True):
-                thread.join(STALL_SECONDS)
-                if thread.is_alive():  # its pipes close with the kill: the thread hands back
-                    self.log(f"helper process {helper.process.pid} stalled; stopping it")
-                    helper.process.kill()
-                    thread.join()
-        for i in range(len(slices)):  # handed back by a helper that failed after this loop ended
-            if results[i] is None:
+            for thread in threads:
+                thread.join()
+        for i, result in enumerate(results):  # handed back after this process had finished
+            if result is None:
                 results[i] = apply_rule(rule, slices[i])
         return [result for part in results for result in part]
 
+    def _report(self, helper: _Helper, message: str) -> None:
+        if not helper.reported:
+            helper.reported = True
+            self.log(message)
 
-def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """A helper's loop: read (rule, values), write (True, results) or (False, reason).
 
-    Jobs are read on a thread of their own, so the parent's next job never waits behind a reply
-    the parent has not read yet (both pipes full would otherwise block both processes).
+class Offload:
+    """Calls run in one helper process, in the order submitted, while this process goes on.
+
+    The helper starts with ``start`` (calls submitted before run here at once); ``results``
+    returns the values in the order submitted. Calls the helper could not run (it failed to
+    start, died or stalled) run here instead. ``enabled=False`` runs every call here.
+    """
+
+    def __init__(
+        self, warm_up: Sequence[str], enabled: bool, log: Callable[[str], None] = print
+    ) -> None:
+        self.warm_up = tuple(warm_up)
+        self.enabled = enabled
+        self.log = log
+        self._helper: _Helper | None = None
+        self._pending: deque[tuple[bool, Callable, tuple]] = deque()
+        self._values: list[Any] = []
+
+    def __enter__(self) -> Offload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._helper is not None:
+            self._helper.stop()
+            self._helper = None
+
+    def start(self) -> None:
+        if self.enabled and self._helper is None:
+            self._helper = _Helper(self.warm_up)
+
+    def submit(self, function: Callable, *args: Any) -> None:
+        """Send the call to the helper if one was started; otherwise run it here, now.
+
+        At most ``IN_FLIGHT`` calls wait for the helper: their arguments (GX: a bucket's rows)
+        are kept here until their result is in, and memory must not grow with the batch.
+        """
+        sent = False
+        if self._helper is not None and not self._helper.failed:
+            try:
+                self._helper.send(function, *args)
+                sent = True
+            except HelperFailed as exc:
+                self._fail(exc)
+        self._pending.append((sent, function, args))
+        while len(self._pending) > (IN_FLIGHT if sent else 0):
+            self._resolve_oldest()
+
+    def results(self) -> list[Any]:
+        """The values of every call submitted, in order (waiting for the helper's last ones)."""
+        while self._pending:
+            self._resolve_oldest()
+        values, self._values = self._values, []
+        return values
+
+    def _resolve_oldest(self) -> None:
+        sent, function, args = self._pending.popleft()
+        if sent:  # replies that came before a failure still count
+            try:
+                self._values.append(self._helper.receive())
+                return
+            except HelperFailed as exc:
+                self._fail(exc)
+        self._values.append(function(*args))
+
+    def _fail(self, exc: HelperFailed) -> None:
+        self._helper.failed = True
+        self._helper.process.kill()
+        if not self._helper.reported:
+            self._helper.reported = True
+            self.log(f"{exc}; the rest runs in this process")
+
+
+def serve(source: BinaryIO, sink: BinaryIO, warm_up: Sequence[str]) -> None:
+    """A helper's life: import what the jobs need, then answer each (function, args) with
+    (True, value) or (False, reason).
+
+    Jobs are read on a thread of their own from the start, so the parent's sends never wait on
+    a slow import, nor behind a reply the parent has not read yet.
     """
     jobs: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -204,12 +292,20 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
                 return
 
     threading.Thread(target=read, daemon=True).start()
+    for name in warm_up:  # "module" or "module:function"
+        module, _, function = name.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
+    sink.write(READY)
+    sink.flush()
     while (job := jobs.get()) is not None:
         try:
             if isinstance(job, Exception):
                 raise job
-            reply = (True, apply_rule(*job))
-        except Exception as exc:  # reported back; the parent checks the slice itself
+            function, args = job
+            reply = (True, function(*args))
+        except Exception as exc:  # reported back; the parent runs the job itself
             reply = (False, f"{type(exc).__name__}: {exc}")
         pickle.dump(reply, sink, protocol=pickle.HIGHEST_PROTOCOL)
         sink.flush()
@@ -218,12 +314,6 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    import importlib
-
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the replies
-    for module in HELPER_IMPORTS:
-        importlib.import_module(module)
-    sink.write(READY)
-    sink.flush()
-    serve(source, sink)
+    serve(source, sink, sys.argv[1:])

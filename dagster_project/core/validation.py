@@ -19,9 +19,15 @@ from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import DROP_REASONS, REJECT_REASONS, validate_batch
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
-from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
+from dagster_project.core.expectations import (
+    GX_WARM_UP,
+    PAYLOAD_COLUMNS,
+    SuiteOutcome,
+    merge_outcomes,
+    validate_shared,
+)
 from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
-from dagster_project.core.spread import MIN_SPREAD_VALUES, Spreader
+from dagster_project.core.spread import MIN_SPREAD_VALUES, Offload, Spreader
 from dagster_project.core.state import (
     append_frame,
     count_batch,
@@ -40,7 +46,7 @@ class ValidationReport:
     rows_validated: int = 0
     rows_valid: int = 0
     chunks: int = 0
-    gx_seconds: float = 0.0  # of which the Great Expectations suite
+    gx_seconds: float = 0.0  # of which spent on (or waiting for) the Great Expectations suite
     phones_by_helpers: int = 0  # distinct phone numbers checked by helper processes
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
@@ -64,8 +70,8 @@ def validate_staged(
     """Validate the batch's unpushed, unsettled rows; fill esputnik_stage_valid and the rejects.
 
     ``recheck_ledger=False`` when the extract already left out pushed tokens (state and
-    warehouse in one database). ``helpers`` processes share the phone checks of large buckets
-    (core/spread.py)."""
+    warehouse in one database). With ``helpers`` > 0, large buckets share their phone checks with
+    that many helper processes and run the GX suite in one more (core/spread.py)."""
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
@@ -75,9 +81,10 @@ def validate_staged(
     settled_before = read_settled(engine, app_uuid, rules)
     count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
     report = ValidationReport()
-    validator, outcomes, samples = PayloadValidator(), [], []
+    samples = []
     buckets = unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger)
-    with Spreader(helpers, log) as spreader:
+    suite = Offload(GX_WARM_UP, enabled=helpers > 0, log=log)
+    with Spreader(helpers, log) as spreader, suite:
         for number, bucket in enumerate(buckets, 1):
             keys = group_keys(bucket)
             settled = is_settled(keys, settled_before)
@@ -87,10 +94,12 @@ def validate_staged(
             if raw.empty:
                 continue
             if len(raw) >= MIN_SPREAD_VALUES:
-                spreader.start()  # the helpers import while tokens and statuses are settled
+                # helpers import phonenumbers and GX while tokens and statuses are settled here
+                spreader.start()
+                suite.start()
             result = validate_batch(raw, default_region, spreader.map)
             started = time.perf_counter()
-            outcomes.append(validator.validate(result.accepted))
+            suite.submit(validate_shared, result.accepted[list(PAYLOAD_COLUMNS)])
             report.gx_seconds += time.perf_counter() - started
             refused = refused_groups(keys, raw, result.accepted)
             with engine.begin() as conn:
@@ -120,6 +129,9 @@ def validate_staged(
                     f"validated bucket {number} of up to {count}: {report.rows_validated:,} "
                     f"rows, {report.rows_valid:,} valid so far"
                 )
+        started = time.perf_counter()
+        outcomes = suite.results()
+        report.gx_seconds += time.perf_counter() - started
     report.phones_by_helpers = spreader.values_by_helpers
     if samples:  # reporting.rejects_sample picks the final rows per reason from these
         report.rejects_sample = pd.concat(samples, ignore_index=True)
