@@ -206,9 +206,10 @@ def validated_subscribers(
         f"{report.rows_settled:,} refused before and unchanged since; of the other "
         f"{report.rows_validated:,}: {report.rows_valid:,} valid, {rejected:,} rejected "
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
-        f"{dropped:,} identifiers dropped; {seconds:.1f}s, of which the GX suite "
-        f"{report.gx_seconds:.1f}s; {report.phones_by_helpers:,} phone numbers checked by "
-        "helper processes"
+        f"{dropped:,} identifiers dropped; {seconds:.1f}s ("
+        + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
+        + f", waiting for the GX suite {report.gx_seconds:.1f}s); "
+        f"{report.phones_by_helpers:,} phone numbers checked by helper processes"
     )
     suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)

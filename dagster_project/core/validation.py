@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -47,6 +47,7 @@ class ValidationReport:
     rows_valid: int = 0
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on (or waiting for) the Great Expectations suite
+    seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write
     phones_by_helpers: int = 0  # distinct phone numbers checked by helper processes
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
@@ -54,6 +55,17 @@ class ValidationReport:
     drop_counts: Counter = field(default_factory=lambda: Counter(dict.fromkeys(DROP_REASONS, 0)))
     rejects_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
     suite: SuiteOutcome | None = None
+
+
+def _timed(buckets: Iterator[pd.DataFrame], seconds: Counter) -> Iterator[pd.DataFrame]:
+    """The buckets, with the time spent reading them added to ``seconds["read"]``."""
+    while True:
+        started = time.perf_counter()
+        bucket = next(buckets, None)
+        seconds["read"] += time.perf_counter() - started
+        if bucket is None:
+            return
+        yield bucket
 
 
 def validate_staged(
@@ -82,12 +94,15 @@ def validate_staged(
     count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
     report = ValidationReport()
     samples = []
-    buckets = unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger)
+    seconds = report.seconds
+    buckets = _timed(unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger), seconds)
     suite = Offload(GX_WARM_UP, enabled=helpers > 0, log=log)
     with Spreader(helpers, log) as spreader, suite:
         for number, bucket in enumerate(buckets, 1):
+            started = time.perf_counter()
             keys = group_keys(bucket)
             settled = is_settled(keys, settled_before)
+            seconds["settled"] += time.perf_counter() - started
             report.rows_unpushed += len(bucket)
             report.rows_settled += int(settled.sum())
             raw, keys = bucket.loc[~settled], keys.loc[~settled]
@@ -97,10 +112,13 @@ def validate_staged(
                 # helpers import phonenumbers and GX while tokens and statuses are settled here
                 spreader.start()
                 suite.start()
+            started = time.perf_counter()
             result = validate_batch(raw, default_region, spreader.map)
+            seconds["normalize"] += time.perf_counter() - started
             started = time.perf_counter()
             suite.submit(validate_shared, result.accepted[list(PAYLOAD_COLUMNS)])
             report.gx_seconds += time.perf_counter() - started
+            started = time.perf_counter()
             refused = refused_groups(keys, raw, result.accepted)
             with engine.begin() as conn:
                 append_frame(
@@ -118,6 +136,7 @@ def validate_staged(
                         app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now
                     ),
                 )
+            seconds["write"] += time.perf_counter() - started
             report.chunks += 1
             report.rows_validated += len(raw)
             report.rows_valid += len(result.accepted)
