@@ -31,6 +31,7 @@ COLUMNS = (
     ("push tok/s", 10, "{:,.0f}"),
     ("limit busy", 10, "{:.0%}"),
     ("RSS MB", 7, "{:,.0f}"),
+    ("tree MB", 7, "{:,.0f}"),
     ("naive rows/s*", 13, "{:,.0f}"),
     ("speed-up", 8, "{:,.1f}x"),
 )
@@ -64,6 +65,7 @@ def table_row(entry: dict) -> dict[str, object]:
             float(record.get("requests_per_second_limit") or 0.0),
         ),
         "RSS MB": sync["peak_rss_mb"],
+        "tree MB": sync.get("peak_tree_rss_mb"),
         "naive rows/s*": baseline.get("estimated_rows_per_second"),
         "speed-up": entry.get("speedup"),
     }
@@ -83,7 +85,8 @@ def format_table(entries: list[dict]) -> str:
     lines.append(
         "seconds per phase from esputnik_sync_runs; bookkeep = wall - phases (CLI start-up, "
         "Dagster, GX context); push tok/s = pushed / push seconds; limit busy = requests sent per "
-        "second over ESPUTNIK_REQUESTS_PER_SECOND (--requests-per-second); RSS = peak of the run."
+        "second over ESPUTNIK_REQUESTS_PER_SECOND (--requests-per-second); RSS = peak of the run's "
+        "process; tree = peak of it and its helper processes together (sampled every 0.2 s)."
     )
     lines.append(
         "* naive rows/s is EXTRAPOLATED from a random sample processed row by row "

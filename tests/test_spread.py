@@ -189,3 +189,22 @@ def test_gx_suite_in_a_helper_gives_the_outcome_of_a_local_run(messages):
         ("expect_column_values_to_be_between", 1),  # contact_id 0
         ("expect_column_values_to_match_regex", 1),  # phone "+38 050"
     }
+
+
+def test_helpers_that_cannot_start_leave_the_work_here(messages, monkeypatch):
+    with Offload(("no_such_module_anywhere",), enabled=True, log=messages.append) as offload:
+        offload.start()  # the child exits on the failed import
+        offload.submit(where_checked, 1)
+        offload.submit(where_checked, 2)
+        assert offload.results() == [(1, False), (2, False)]
+    assert len(messages) == 1 and "exited while starting" in messages[0]
+
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with Spreader(1, messages.append) as spreader:
+        values = list(range(spread.MIN_SPREAD_VALUES))
+        assert spreader.map(where_checked, values) == [(v, False) for v in values]
+    with Offload((), enabled=True, log=messages.append) as offload:
+        offload.start()
+        offload.submit(where_checked, 3)
+        assert offload.results() == [(3, False)]
+    assert sum("could not start a helper process" in m for m in messages) == 2

@@ -47,7 +47,8 @@ class _Helper:
     """One child process; a thread reads its replies into a queue."""
 
     def __init__(self, warm_up: Sequence[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # the parent's import path, so the helper finds the same code ('' is the working dir)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, *warm_up],
             stdin=subprocess.PIPE,
@@ -130,7 +131,11 @@ class Spreader:
     def start(self) -> None:
         """Start the helpers now (they take half a second to import), so they are ready sooner."""
         if self.helpers > 0 and not self._started:
-            self._started = [_Helper(PHONE_IMPORTS) for _ in range(self.helpers)]
+            try:
+                self._started = [_Helper(PHONE_IMPORTS) for _ in range(self.helpers)]
+            except OSError as exc:
+                self.helpers = 0
+                self.log(f"could not start a helper process ({exc}); checking phones here")
 
     def wait_ready(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for the started helpers; return how many are ready."""
@@ -227,7 +232,11 @@ class Offload:
 
     def start(self) -> None:
         if self.enabled and self._helper is None:
-            self._helper = _Helper(self.warm_up)
+            try:
+                self._helper = _Helper(self.warm_up)
+            except OSError as exc:
+                self.enabled = False
+                self.log(f"could not start a helper process ({exc}); running calls here")
 
     def submit(self, function: Callable, *args: Any) -> None:
         """Send the call to the helper if one was started; otherwise run it here, now.
