@@ -208,8 +208,12 @@ def validated_subscribers(
         f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
         f"{dropped:,} identifiers dropped; {seconds:.1f}s ("
         + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
-        + f", waiting for the GX suite {report.gx_seconds:.1f}s); "
-        f"{report.phones_by_helpers:,} phone numbers checked by helper processes"
+        + f", waiting for the GX suite {report.gx_seconds:.1f}s)"
+        + (
+            f"; {report.phones_by_helpers:,} phone numbers checked by helper processes"
+            if report.phones_by_helpers
+            else ""
+        )
     )
     suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)

@@ -13,11 +13,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from dagster_project.core.batch import DROP_REASONS, REJECT_REASONS, validate_batch
+from dagster_project.core.batch import (
+    DROP_REASONS,
+    REJECT_REASONS,
+    ValidatedBatch,
+    validate_batch,
+)
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
 from dagster_project.core.expectations import (
     GX_WARM_UP,
@@ -66,6 +72,31 @@ def _timed(buckets: Iterator[pd.DataFrame], seconds: Counter) -> Iterator[pd.Dat
         if bucket is None:
             return
         yield bucket
+
+
+def _store(
+    engine: Engine,
+    result: ValidatedBatch,
+    refused: pd.DataFrame,
+    run_id: str,
+    batch_id: str,
+    app_uuid: str,
+    rules: str,
+    now: datetime,
+) -> None:
+    """One bucket's rows to send, rejects and settled refusals, in one short transaction."""
+    with engine.begin() as conn:
+        append_frame(conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id))
+        append_frame(
+            conn,
+            "esputnik_sync_rejects",
+            result.rejects.assign(run_id=run_id, batch_id=batch_id, recorded_at=now),
+        )
+        append_frame(
+            conn,
+            "esputnik_settled_rejects",
+            refused.assign(app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now),
+        )
 
 
 def validate_staged(
@@ -120,22 +151,7 @@ def validate_staged(
             report.gx_seconds += time.perf_counter() - started
             started = time.perf_counter()
             refused = refused_groups(keys, raw, result.accepted)
-            with engine.begin() as conn:
-                append_frame(
-                    conn, "esputnik_stage_valid", result.accepted.assign(batch_id=batch_id)
-                )
-                append_frame(
-                    conn,
-                    "esputnik_sync_rejects",
-                    result.rejects.assign(run_id=run_id, batch_id=batch_id, recorded_at=now),
-                )
-                append_frame(
-                    conn,
-                    "esputnik_settled_rejects",
-                    refused.assign(
-                        app_uuid=app_uuid, rules=rules, batch_id=batch_id, settled_at=now
-                    ),
-                )
+            _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
             seconds["write"] += time.perf_counter() - started
             report.chunks += 1
             report.rows_validated += len(raw)
