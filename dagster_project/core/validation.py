@@ -114,7 +114,8 @@ def validate_staged(
 
     ``recheck_ledger=False`` when the extract already left out pushed tokens (state and
     warehouse in one database). With ``helpers`` > 0, large buckets share their phone checks with
-    that many helper processes and run the GX suite in one more (core/spread.py)."""
+    that many helper processes, and a large batch of one bucket runs the GX suite in one more
+    (core/spread.py)."""
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
@@ -127,7 +128,10 @@ def validate_staged(
     samples = []
     seconds = report.seconds
     buckets = _timed(unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger), seconds)
-    suite = Offload(GX_WARM_UP, enabled=helpers > 0, log=log)
+    # GX goes to a helper only when the batch is one bucket (the nightly shape): a batch of
+    # several (a first run, a backfill) pays the 3 s import once over minutes, while the helper
+    # would add ~450 MB to a run that is already at its memory bound.
+    suite = Offload(GX_WARM_UP, enabled=helpers > 0 and count == 1, log=log)
     with Spreader(helpers, log) as spreader, suite:
         for number, bucket in enumerate(buckets, 1):
             started = time.perf_counter()
