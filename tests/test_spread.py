@@ -157,6 +157,16 @@ def test_offloaded_calls_run_in_the_helper_and_come_back_in_order(messages):
     assert messages == []
 
 
+def test_offload_keeps_at_most_in_flight_calls_waiting(messages):
+    """Each waiting call holds its arguments (a bucket's rows) here: memory must not grow."""
+    with Offload((), enabled=True, log=messages.append) as offload:
+        offload.start()
+        for value in range(10):
+            offload.submit(where_checked, value)
+            assert len(offload._pending) <= spread.IN_FLIGHT
+        assert offload.results() == [(v, True) for v in range(10)]
+
+
 def test_offloaded_calls_run_here_once_the_helper_dies(messages):
     with Offload((), enabled=True, log=messages.append) as offload:
         offload.start()
