@@ -180,7 +180,11 @@ class Spreader:
 
         for helper in self._started:
             if helper.failed:
-                self._report(helper, f"helper process {helper.process.pid} did not start")
+                self._report(
+                    helper,
+                    f"helper process {helper.process.pid} is not running (its stderr is in the "
+                    "run's log); phones are checked in this process",
+                )
         running = [h for h in self._started if not h.failed]
         threads = [threading.Thread(target=work, args=(h,), daemon=True) for h in running]
         for thread in threads:
