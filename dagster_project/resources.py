@@ -244,7 +244,10 @@ class SyncSettings(ConfigurableResource):
     validate_helpers: int = env_field(
         "SYNC_VALIDATE_HELPERS",
         1,
-        description="processes that share the phone checks of large batches; 0: none",
+        description=(
+            "processes that share the phone checks of large batches (and one for GX when the "
+            "batch is one bucket); 0: none"
+        ),
         ge=0,
     )
     dry_run: bool = env_field(

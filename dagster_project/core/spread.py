@@ -182,8 +182,8 @@ class Spreader:
             if helper.failed:
                 self._report(
                     helper,
-                    f"helper process {helper.process.pid} is not running (its stderr is in the "
-                    "run's log); phones are checked in this process",
+                    f"helper process {helper.process.pid} is not running (it wrote why to the "
+                    "run's stderr); phones are checked in this process",
                 )
         running = [h for h in self._started if not h.failed]
         threads = [threading.Thread(target=work, args=(h,), daemon=True) for h in running]
