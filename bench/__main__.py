@@ -84,6 +84,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline-sample", type=int, default=20_000, help="rows the naive loop runs (0: none)"
     )
     parser.add_argument(
+        "--noop-repeats",
+        type=int,
+        default=1,
+        help="measure the no-op this many times in a row (it changes nothing); the summary "
+        "gives the median",
+    )
+    parser.add_argument(
         "--no-seed-contacts",
         dest="seed_contacts",
         action="store_false",
@@ -121,6 +128,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"(it is not a project dependency): {Path(sys.executable).parent}/pip install "
             f"{args.profile}"
         )
+    if args.noop_repeats < 1:
+        parser.error(f"--noop-repeats {args.noop_repeats}: must be 1 or more")
     if args.quick:
         args.sizes, args.baseline_sample = QUICK_SIZES, QUICK_SAMPLE
     return args
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         cases=args.cases,
         new_fraction=args.new_fraction,
         baseline_sample=args.baseline_sample,
+        noop_repeats=args.noop_repeats,
         seed_contacts=args.seed_contacts,
         postgres_admin_url=args.postgres_url,
         seed=args.seed,

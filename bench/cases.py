@@ -4,7 +4,9 @@
 - ``incremental``: seed N - new rows, sync them (setup run), add ``new`` rows with new chat ids,
   sync again (measured): the ledger holds all but the new tokens.
 - ``noop``: rerun with nothing changed; reuses the warehouse of the previous case when it is
-  fully synced at N rows, else seeds and syncs one first.
+  fully synced at N rows, else seeds and syncs one first. A no-op leaves the warehouse and the
+  ledger as they were, so it is measured ``noop_repeats`` times in a row (the table's summary
+  gives the median): single runs on a shared host vary by tens of per cent.
 
 The baseline (baseline.py) runs right before each measured sync, on the same data and ledger.
 """
@@ -34,6 +36,7 @@ class Options:
     cases: list[str]
     new_fraction: float = 0.1
     baseline_sample: int = 20_000
+    noop_repeats: int = 1
     seed_contacts: bool = True
     postgres_admin_url: str = warehouse.DEFAULT_POSTGRES_ADMIN_URL
     seed: int = 7
@@ -102,8 +105,9 @@ class Bench:
         )
 
     # --- runs ------------------------------------------------------------------------------
-    def sync(self, lane: Lane, backend: str, case: str, role: str) -> dict:
-        """One sync run against a fresh sandbox; the baseline first when the run is measured."""
+    def sync(self, lane: Lane, backend: str, case: str, role: str, baseline: bool = True) -> dict:
+        """One sync run against a fresh sandbox; the baseline first when the run is measured
+        (and ``baseline`` is left on)."""
         self.counter += 1
         label = f"{self.counter:02d}-{backend}-{lane.rows}-{case}-{role}"
         settings = self.options.run
@@ -121,7 +125,7 @@ class Bench:
             sandbox.seed_contacts(lane.pending_contacts)
             entry["sandbox_contacts_seeded"] = len(lane.pending_contacts)
             entry["sandbox_seed_seconds"] = time.perf_counter() - started
-            if role == "measured" and self.options.baseline_sample > 0:
+            if role == "measured" and baseline and self.options.baseline_sample > 0:
                 entry["baseline"] = self.baseline(lane, sandbox)
             self.say(f"  {label}: dagster asset materialize ...")
             result = run_sync(lane.db, sandbox.base_url, run_settings, label)
@@ -191,7 +195,8 @@ class Bench:
                 lane = self.fresh(backend, f"{size}-noop")
                 self.add_rows(lane, size)
                 self.sync(lane, backend, case, "setup")
-            self.sync(lane, backend, case, "measured")
+            for repeat in range(self.options.noop_repeats):
+                self.sync(lane, backend, case, "measured", baseline=repeat == 0)
         else:
             raise ValueError(f"unknown case {case!r}")
 

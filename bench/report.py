@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,22 @@ def table_row(entry: dict) -> dict[str, object]:
     }
 
 
+def repeated_runs(entries: list[dict]) -> list[str]:
+    """One line per case measured more than once: median wall time and the spread."""
+    walls: dict[tuple[str, int, str], list[float]] = {}
+    for entry in entries:
+        if entry["role"] == "measured" and not entry.get("failed"):
+            rows = int(entry["sync"]["run_record"].get("rows_extracted") or 0)
+            key = (entry["backend"], rows, entry["case"])
+            walls.setdefault(key, []).append(float(entry["sync"]["wall_seconds"]))
+    return [
+        f"{backend} {case} over {rows:,} rows: median wall {statistics.median(times):.1f}s "
+        f"of {len(times)} runs ({min(times):.1f}-{max(times):.1f}s)"
+        for (backend, rows, case), times in walls.items()
+        if len(times) > 1
+    ]
+
+
 def format_table(entries: list[dict]) -> str:
     header = "  ".join(name.rjust(width) for name, width, _ in COLUMNS)
     lines = [header, "-" * len(header)]
@@ -88,6 +105,7 @@ def format_table(entries: list[dict]) -> str:
         "second over ESPUTNIK_REQUESTS_PER_SECOND (--requests-per-second); RSS = peak of the run's "
         "process; tree = peak of it and its helper processes together (sampled every 0.2 s)."
     )
+    lines.extend(repeated_runs(entries))
     lines.append(
         "* naive rows/s is EXTRAPOLATED from a random sample processed row by row "
         "(see 'baseline' in the JSON); speed-up = sync rows/s / naive rows/s."

@@ -6,7 +6,14 @@ import pandas as pd
 from sqlalchemy import text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.settled import group_keys, is_settled, refused_groups, settled_pairs
+from dagster_project.core.identifiers import normalize_token
+from dagster_project.core.settled import (
+    group_keys,
+    is_settled,
+    refused_groups,
+    settled_pairs,
+    tokens_of,
+)
 from tests.helpers import (
     add_contacts,
     add_subscribers,
@@ -40,6 +47,16 @@ def test_group_hash_follows_the_whole_group_not_the_row_order():
         hashes = group_keys(changed).groupby("token")["group_hash"].first()
         assert hashes["1"] != keys["group_hash"][0]
         assert hashes["2"] == keys["group_hash"][2]
+
+
+def test_tokens_of_matches_normalize_token_on_awkward_values():
+    awkward = [" 42 ", "\u00a042\u2003", "\x1c7\x1f", "", "   ", None, pd.NA, float("nan"), 17,
+               "x" * 255, " " + "x" * 256, "x" * 256, "\t\n9\r"]  # fmt: skip
+    texts = [v for v in awkward if v is None or isinstance(v, str)]
+    for values in (pd.Series(awkward, dtype=object), pd.Series(texts, dtype="string[pyarrow]")):
+        expected = [normalize_token(v).value or "" for v in values]
+        assert tokens_of(values).tolist() == expected
+        assert {"42", "7", "", "x" * 255} <= set(expected)
 
 
 def test_only_groups_without_a_sent_row_are_settled():

@@ -59,10 +59,16 @@ def extract_coverage(
 ) -> dict[str, int]:
     """Row counts of the whole range: all rows, active ones, and those lacking identifiers."""
     with engine.connect() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             text(_around("identifier_coverage.sql", query)), _window_params(engine, window)
-        ).one()
-    return {key: int(value or 0) for key, value in row._mapping.items()}
+        )
+        kinds = {int(kind): int(count) for kind, count in rows}
+    return {
+        "rows_extracted": sum(kinds.values()),
+        "active_rows": sum(kinds.get(kind, 0) for kind in (1, 2, 3)),
+        "rows_without_identifier": kinds.get(3, 0),
+        "rows_without_crm_link": kinds.get(2, 0) + kinds.get(3, 0),
+    }
 
 
 def extract_in_database(
