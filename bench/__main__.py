@@ -5,6 +5,7 @@ Examples::
     python -m bench --quick --backends sqlite,postgres
     python -m bench --sizes 1000000 --cases first,incremental,noop
     python -m bench --sizes 5000000 --cases incremental          # 4.5M synced, then 500k new
+    python -m bench --sizes 20000 --cases empty --backends sqlite   # the day's fixed cost only
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends", type=_csv(str, BACKENDS), default=["sqlite"], help="sqlite,postgres"
     )
     parser.add_argument(
-        "--cases", type=_csv(str, CASES), default=list(CASES), help="first,incremental,noop"
+        "--cases", type=_csv(str, CASES), default=list(CASES), help="empty,first,incremental,noop"
     )
     parser.add_argument(
         "--quick",

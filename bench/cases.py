@@ -1,5 +1,8 @@
 """The bench cases, each a sequence of seed -> (setup run) -> measured run on one warehouse.
 
+- ``empty``: the same 30-day run over a warehouse without rows: what a run costs before it has
+  any work (interpreter and Dagster start-up, the run's events, the run record), on the day's
+  host. Every other case's wall time includes it.
 - ``first``: N rows, empty ledger, everything is new.
 - ``incremental``: seed N - new rows, sync them (setup run), add ``new`` rows with new chat ids,
   sync again (measured): the ledger holds all but the new tokens.
@@ -24,7 +27,7 @@ from bench.hotspots import summarize
 from bench.sandbox import API_KEY, APP_UUID, BASELINE_APP_UUID, Sandbox
 from bench.sync_run import RunSettings, run_sync
 
-CASES = ("first", "incremental", "noop")
+CASES = ("empty", "first", "incremental", "noop")
 
 
 @dataclass
@@ -139,7 +142,7 @@ class Bench:
         lane.synced = True
         record = result["run_record"]
         rows = int(record.get("rows_extracted") or 0)
-        entry["rows_per_second"] = rows / result["wall_seconds"]
+        entry["rows_per_second"] = rows / result["wall_seconds"] if rows else None
         baseline = entry.get("baseline")
         if baseline and baseline["estimated_rows_per_second"]:
             entry["speedup"] = entry["rows_per_second"] / baseline["estimated_rows_per_second"]
@@ -179,7 +182,10 @@ class Bench:
         """Build what the case needs (see the module docstring), then its measured run."""
         new = max(1, round(size * self.options.new_fraction))
         self.say(f"[{backend} N={size:,}] case {case}")
-        if case == "first":
+        if case == "empty":
+            lane = self.fresh(backend, f"{size}-empty")
+            self.sync(lane, backend, case, "measured", baseline=False)
+        elif case == "first":
             lane = self.fresh(backend, f"{size}-first")
             self.add_rows(lane, size)
             self.sync(lane, backend, case, "measured")
