@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from dagster_project.core.extract import extract_coverage
+from dagster_project.core.state import load_sql
 from tests.helpers import add_contacts, add_subscribers, warehouse_engine
 
-QUERY = (Path(__file__).parent.parent / "dagster_project/sql/extract_subscribers.sql").read_text()
+QUERY = load_sql("extract_subscribers.sql")  # the default extract, as the resource loads it
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
 IN_RANGE = "2026-01-10 08:00:00"
 
