@@ -98,6 +98,12 @@ class _Helper:
             raise HelperFailed(f"helper process {self.process.pid}: {result}")
         return result
 
+    def report(self, log: Callable[[str], None], message: str) -> None:
+        """Log ``message`` unless this helper's trouble was already logged (once per run)."""
+        if not self.reported:
+            self.reported = True
+            log(message)
+
     def stop(self) -> None:
         try:
             self.process.stdin.close()
@@ -176,12 +182,12 @@ class Spreader:
                 helper.failed = True
                 with lock:
                     todo.extendleft(sent)
-                self._report(helper, f"{exc}; its share is checked in this process")
+                helper.report(self.log, f"{exc}; its share is checked in this process")
 
         for helper in self._started:
             if helper.failed:
-                self._report(
-                    helper,
+                helper.report(
+                    self.log,
                     f"helper process {helper.process.pid} is not running (it wrote why to the "
                     "run's stderr); phones are checked in this process",
                 )
@@ -201,11 +207,6 @@ class Spreader:
             if result is None:
                 results[i] = apply_rule(rule, slices[i])
         return [result for part in results for result in part]
-
-    def _report(self, helper: _Helper, message: str) -> None:
-        if not helper.reported:
-            helper.reported = True
-            self.log(message)
 
 
 class Offload:
@@ -279,9 +280,7 @@ class Offload:
     def _fail(self, exc: HelperFailed) -> None:
         self._helper.failed = True
         self._helper.process.kill()
-        if not self._helper.reported:
-            self._helper.reported = True
-            self.log(f"{exc}; the rest runs in this process")
+        self._helper.report(self.log, f"{exc}; the rest runs in this process")
 
 
 def serve(source: BinaryIO, sink: BinaryIO, warm_up: Sequence[str]) -> None:
