@@ -6,10 +6,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
-from dagster_project.core.state import append_frame, ensure_state_schema, ledger_duplicates
+from dagster_project.core.state import (
+    append_frame,
+    ensure_state_schema,
+    ledger_duplicates,
+    ledger_rows,
+    record_chunk,
+    utc_now,
+)
 
 APP = "app-1"
 
@@ -144,4 +154,41 @@ def test_appended_frame_reads_back_as_written(warehouse_url):
         (2, "t2", None, None, None, "a@example.com"),
     ]
     assert rows[1][-1] is None
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("database", "driver"),
+    [("sqlite", None), ("postgres", "postgresql+psycopg"), ("postgres", "postgresql+psycopg2")],
+)
+def test_recorded_chunk_reads_back_as_sent(request, database, driver):
+    """Each driver's path (COPY on psycopg 3, plain tuples on sqlite3 and psycopg2) stores
+    the chunk as sent: NULLs, numpy integers, and text COPY would have to escape."""
+    url = make_url(request.getfixturevalue(f"{database}_url"))
+    engine = create_engine(url.set(drivername=driver) if driver else url)
+    ensure_state_schema(engine)
+    sent = [
+        {"token": "t1", "contact_id": np.int64(7), "external_customer_id": "c\t1\\x"},
+        {"token": "t2", "phone": "380501234567", "email": "a@example.com"},
+        {"token": "t3\nü", "contact_id": pd.NA, "external_customer_id": None, "phone": np.nan},
+    ]
+    before = utc_now().replace(microsecond=0)
+    record_chunk(engine, ledger_rows("app-1", "run-1", 4, sent))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT app_uuid, token, contact_id, external_customer_id, phone, email, run_id,"
+                " chunk_no, pushed_at, removed_at FROM esputnik_token_ledger ORDER BY token"
+            )
+        ).all()
+    assert [tuple(r)[:8] for r in rows] == [
+        ("app-1", "t1", 7, "c\t1\\x", None, None, "run-1", 4),
+        ("app-1", "t2", None, None, "380501234567", "a@example.com", "run-1", 4),
+        ("app-1", "t3\nü", None, None, None, None, "run-1", 4),
+    ]
+    pushed = {r.pushed_at for r in rows}
+    assert len(pushed) == 1 and rows[0].removed_at is None
+    stamp = pushed.pop()
+    stamp = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+    assert before <= stamp <= utc_now()
     engine.dispose()

@@ -331,11 +331,23 @@ def pending_chunks(
             yield [dict(row) for row in part]
 
 
-LEDGER_INSERT = text(
-    "INSERT INTO esputnik_token_ledger (app_uuid, token, contact_id, external_customer_id,"
-    " phone, email, pushed_at, run_id, chunk_no) VALUES (:app_uuid, :token, :contact_id,"
-    " :external_customer_id, :phone, :email, :pushed_at, :run_id, :chunk_no)"
+LEDGER_COLUMNS = (
+    "app_uuid",
+    "token",
+    "contact_id",
+    "external_customer_id",
+    "phone",
+    "email",
+    "pushed_at",
+    "run_id",
+    "chunk_no",
 )
+LEDGER_INSERT = text(
+    f"INSERT INTO esputnik_token_ledger ({', '.join(LEDGER_COLUMNS)})"
+    f" VALUES ({', '.join(':' + c for c in LEDGER_COLUMNS)})"
+)
+# Placeholders of the drivers whose executemany takes plain tuples (sqlite3, psycopg, psycopg2).
+DRIVER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def _plain(value: object) -> object:
@@ -363,11 +375,35 @@ def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict])
 
 
 def record_chunk(engine: Engine, ledger: list[dict]) -> None:
-    """Write one accepted chunk to the ledger in its own transaction (one executemany)."""
+    """Write one accepted chunk to the ledger in its own transaction.
+
+    The push waits for this before its next request, so each driver takes its fastest path:
+    COPY on psycopg 3 (a third of the time its executemany took for 1,000 rows, commit
+    included); plain tuples straight to the driver's executemany where its placeholder is
+    known (on sqlite3, SQLAlchemy's per-row parameter processing took as long as the insert and
+    its commit together); SQLAlchemy's executemany otherwise.
+    """
     now = utc_now()
     pushed_at = now.isoformat(sep=" ") if engine.dialect.name == "sqlite" else now
+    rows = [tuple((row | {"pushed_at": pushed_at})[c] for c in LEDGER_COLUMNS) for row in ledger]
     with engine.begin() as conn:
-        conn.execute(LEDGER_INSERT, [row | {"pushed_at": pushed_at} for row in ledger])
+        if conn.dialect.name == "postgresql" and _is_psycopg3(conn):
+            dbapi = conn.connection.driver_connection
+            with dbapi.cursor() as cursor:
+                copy_sql = f"COPY esputnik_token_ledger ({', '.join(LEDGER_COLUMNS)}) FROM STDIN"
+                with cursor.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        elif (mark := DRIVER_MARKS.get(conn.dialect.paramstyle)) is not None:
+            marks = ", ".join([mark] * len(LEDGER_COLUMNS))
+            conn.exec_driver_sql(
+                f"INSERT INTO esputnik_token_ledger ({', '.join(LEDGER_COLUMNS)}) VALUES ({marks})",
+                rows,
+            )
+        else:
+            conn.execute(
+                LEDGER_INSERT, [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows]
+            )
 
 
 def purge_stale_batches(engine: Engine, older_than: datetime) -> None:
