@@ -69,10 +69,11 @@ class SandboxState:
     def store_tokens(self, app_uuid: str, body: object) -> list[dict]:
         """Validate a whole request, then append each token bound to its resolved contact."""
         entries = validate_body(body)
+        stored_at = datetime.now(UTC).isoformat()  # one request, one moment
         with self.lock:
             stored = []
             for entry in entries:
-                key = next(k for k in IDENTIFIER_PRIORITY if entry.get(k) not in (None, ""))
+                key = _resolving_key(entry)
                 contact = self._find_contact(key, entry[key])
                 created = contact is None
                 if created:
@@ -84,7 +85,7 @@ class SandboxState:
                     "resolved_by": key,
                     "contact_created": created,
                     "sent": {k: entry[k] for k in IDENTIFIER_PRIORITY if k in entry},
-                    "stored_at": datetime.now(UTC).isoformat(),
+                    "stored_at": stored_at,
                 }
                 self.tokens.append(record)
                 stored.append(record)
@@ -145,6 +146,14 @@ class SandboxState:
             self.requests_seen = 0
             self.request_times.clear()
             self.max_in_flight = 0
+
+
+def _resolving_key(entry: dict) -> str:
+    """The identifier eSputnik resolves the contact by: the first present in priority order."""
+    for key in IDENTIFIER_PRIORITY:
+        if entry.get(key) not in (None, ""):
+            return key
+    raise BadRequest(f"token {entry.get('token')!r} has no identifier")
 
 
 def validate_body(body: object) -> list[dict]:
