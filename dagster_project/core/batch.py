@@ -99,10 +99,10 @@ def _normalize_column(
     values: pd.Series, normalize: Callable[[object], Normalized], spread: Spread = apply_rule
 ):
     """Apply ``normalize`` once per distinct value; return (values, problems) Series."""
-    distinct = values.dropna().unique()
+    # one hash pass: each row's position among the distinct values (-1 where missing, which
+    # picks the trailing None below); unique() plus an Index look-up took four times as long
+    where, distinct = pd.factorize(values)
     results = spread(normalize, distinct)
-    # position of each row's value among the distinct ones; -1 (missing) picks the trailing None
-    where = pd.Index(distinct).get_indexer(values)
     normalized = np.array([r.value for r in results] + [None], dtype=object)[where]
     problems = np.array([r.problem for r in results] + [None], dtype=object)[where]
     return (
