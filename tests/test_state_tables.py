@@ -13,11 +13,15 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from dagster_project.core.state import (
+    _compact,
     append_frame,
     ensure_state_schema,
     ledger_duplicates,
     ledger_rows,
+    raw_row_pushed,
+    read_unpushed_extract,
     record_chunk,
+    render_sql,
     utc_now,
 )
 
@@ -191,4 +195,39 @@ def test_recorded_chunk_reads_back_as_sent(request, database, driver):
     stamp = pushed.pop()
     stamp = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
     assert before <= stamp <= utc_now()
+    engine.dispose()
+
+
+def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url):
+    """On SQLite pandas reads the sqlite3 connection itself; the frame must be the one the
+    SQLAlchemy path gave (settled groups hash these values), pushed tokens left out."""
+    engine = create_engine(sqlite_url)
+    ensure_state_schema(engine)
+    rows = [
+        (1, 42, None, "+380 50 123 45 67", " Active ", "2026-01-05 12:30:15", None, 7, 123.0),
+        (2, " 43 ", "c-2", None, "blocked", "2026-01-05 12:30:15.250000", "2026-01-06", None, 5),
+        (3, "ü\t44", "c-3", 380501234567, None, None, None, "c-3", None),
+        (4, "pushed", "c-4", None, "active", "2026-01-07 00:00:00", None, None, None),
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO esputnik_stage_extract (batch_id, source_row, chat_id,"
+            " subscriber_customer_id, bot_phone, status, subscribed_at, status_changed_at,"
+            " crm_customer_id, esputnik_contact_id) VALUES ('b1', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    record_chunk(engine, ledger_rows("app-1", "run-1", 1, [{"token": "pushed", "email": "a@b.c"}]))
+    query = render_sql("read_unpushed_extract.sql", and_not_pushed=f"AND NOT {raw_row_pushed('e')}")
+    with engine.connect() as conn:
+        expected = _compact(
+            pd.read_sql(
+                text(query),
+                conn,
+                params={"batch_id": "b1", "app_uuid": "app-1"},
+                dtype_backend="numpy_nullable",
+            )
+        )
+    got = read_unpushed_extract(engine, "b1", "app-1")
+    assert got["source_row"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(got, expected)
     engine.dispose()

