@@ -329,10 +329,23 @@ def pending_chunks(
     Streamed from one statement (one snapshot), so memory holds the chunks in flight rather
     than the whole batch; close the iterator to release its connection early.
     """
+    query = valid_row_sql("pending_tokens.sql", "n")
+    params = {"batch_id": batch_id, "app_uuid": app_uuid}
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # straight from the sqlite3 cursor: SQLAlchemy's row mappings took longer than the
+            # query itself (sqlite3 takes the same ":name" parameters)
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(query, params)
+                names = [column[0] for column in cursor.description]
+                while rows := cursor.fetchmany(chunk_size):
+                    yield [dict(zip(names, row, strict=True)) for row in rows]
+            finally:
+                cursor.close()
+            return
         result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-            text(valid_row_sql("pending_tokens.sql", "n")),
-            {"batch_id": batch_id, "app_uuid": app_uuid},
+            text(query), params
         )
         for part in result.mappings().partitions(chunk_size):
             yield [dict(row) for row in part]
