@@ -36,6 +36,8 @@ from dagster_project.core.state import (
     record_chunk,
 )
 
+PROGRESS_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class PushOptions:
@@ -103,6 +105,38 @@ class RateLimiter:
             time.sleep(slot - now)
 
 
+class Progress:
+    """'chunk n/total done' lines: the last chunk's, and others at most every ``every`` seconds.
+
+    Time, not a share of the chunks, sets the pace: a rate-limited push of hours still shows a
+    line every half minute, and a push of seconds adds no more than its final line to the run's
+    event log (each line is an event Dagster stores).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        report: PushReport,
+        log: Callable[[str], None],
+        every: float = PROGRESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.report, self.log, self.every, self.clock = total, report, log, every, clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int) -> None:
+        with self._lock:
+            now = self.clock()
+            if done != self.total and now - self._last < self.every:
+                return
+            self._last = now
+        self.log(
+            f"chunk {done}/{self.total} done: {self.report.tokens_pushed:,}/"
+            f"{self.report.tokens_pending:,} tokens accepted"
+        )
+
+
 class _Delivery:
     """Sends chunks, bisecting refused ones, and records each outcome as it happens."""
 
@@ -113,7 +147,7 @@ class _Delivery:
         run_id: str,
         limiter: RateLimiter,
         report: PushReport,
-        progress: Callable[[], None],
+        progress: Callable[[int], None],
     ) -> None:
         self.engine, self.client, self.run_id = engine, client, run_id
         self.limiter, self.report, self.progress = limiter, report, progress
@@ -149,7 +183,8 @@ class _Delivery:
         self.deliver(chunk_no, rows)
         with self.lock:
             self.report.chunks_pushed += 1
-        self.progress()
+            done = self.report.chunks_pushed
+        self.progress(done)
 
 
 def push_pending(
@@ -191,16 +226,7 @@ def push_pending(
                 else ""
             )
         )
-        every = max(1, total // 20)
-
-        def progress() -> None:
-            done = report.chunks_pushed
-            if done % every == 0 or done == total:
-                log(
-                    f"chunk {done}/{total} done: {report.tokens_pushed:,}/"
-                    f"{report.tokens_pending:,} tokens accepted"
-                )
-
+        progress = Progress(total, report, log)
         delivery = _Delivery(
             engine, client, run_id, RateLimiter(options.requests_per_second), report, progress
         )
