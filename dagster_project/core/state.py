@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, inspect, text
@@ -181,6 +183,19 @@ def _insert_sqlite(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+@contextmanager
+def sqlite_cursor(conn: Connection, query: str, params: dict[str, object]) -> Iterator[Any]:
+    """``query`` run on the sqlite3 connection under ``conn``, for reads of many rows:
+    SQLAlchemy's result rows took longer than the query itself, and sqlite3 takes the same
+    ``:name`` parameters. The values are the ones SQLAlchemy would have returned."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(query, params)
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def _is_psycopg3(conn: Connection) -> bool:
     return conn.dialect.driver == "psycopg"
 
@@ -244,12 +259,16 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_settled(engine: Engine, app_uuid: str, rules: str) -> set[tuple[str, int]]:
     """Token groups refused before under ``rules`` (see core/settled.py)."""
-    query = text(
+    query = (
         "SELECT token, group_hash FROM esputnik_settled_rejects"
         " WHERE app_uuid = :app_uuid AND rules = :rules"
     )
+    params = {"app_uuid": app_uuid, "rules": rules}
     with engine.connect() as conn:
-        return settled_pairs(conn.execute(query, {"app_uuid": app_uuid, "rules": rules}))
+        if conn.dialect.name == "sqlite":
+            with sqlite_cursor(conn, query, params) as cursor:
+                return settled_pairs(cursor)
+        return settled_pairs(conn.execute(text(query), params))
 
 
 def count_batch(engine: Engine, table: str, batch_id: str) -> int:
@@ -333,16 +352,10 @@ def pending_chunks(
     params = {"batch_id": batch_id, "app_uuid": app_uuid}
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
-            # straight from the sqlite3 cursor: SQLAlchemy's row mappings took longer than the
-            # query itself (sqlite3 takes the same ":name" parameters)
-            cursor = conn.connection.driver_connection.cursor()
-            try:
-                cursor.execute(query, params)
+            with sqlite_cursor(conn, query, params) as cursor:
                 names = [column[0] for column in cursor.description]
                 while rows := cursor.fetchmany(chunk_size):
                     yield [dict(zip(names, row, strict=True)) for row in rows]
-            finally:
-                cursor.close()
             return
         result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
             text(query), params
