@@ -224,9 +224,9 @@ def validate_batch(
 
     anonymous = chosen_rows.index[chosen_rows["identifier_count"] == 0]
     reason[anonymous] = NO_VALID_IDENTIFIER
+    problems = zip(*(p.loc[anonymous].tolist() for _, p in drops), strict=True)
     detail[anonymous] = [
-        "; ".join(str(p[i]) for _, p in drops if pd.notna(p[i])) or "no identifier present"
-        for i in anonymous
+        "; ".join(str(v) for v in row if pd.notna(v)) or "no identifier present" for row in problems
     ]
 
     accepted_index = chosen_rows.index.difference(anonymous)

@@ -26,13 +26,11 @@ class Normalized(NamedTuple):
 
 
 def _blank(raw: object) -> bool:
-    if raw is None:
+    if isinstance(raw, str):  # nearly every value: answered first
+        return not raw.strip()
+    if raw is None or raw is pd.NA or raw is pd.NaT:
         return True
-    if isinstance(raw, float) and math.isnan(raw):
-        return True
-    if raw is pd.NA or raw is pd.NaT:
-        return True
-    return isinstance(raw, str) and not raw.strip()
+    return isinstance(raw, float) and math.isnan(raw)
 
 
 def normalize_token(raw: object) -> Normalized:
