@@ -124,7 +124,8 @@ def test_state_schema_replaces_the_older_ledger_index(warehouse_url):
 
 def test_appended_frame_reads_back_as_written(warehouse_url):
     """Nulls of every kind become NULL, integers stay integers, an aware timestamp is stored
-    as naive UTC, and SQLite's text timestamps keep SQLAlchemy's format."""
+    as naive UTC, SQLite's text timestamps keep SQLAlchemy's format, and texts COPY must
+    escape (or that look like its NULL marker) arrive as written."""
     engine = create_engine(warehouse_url)
     ensure_state_schema(engine)
     aware = datetime(2026, 1, 5, 12, 30, 15, 250000, tzinfo=UTC)
@@ -134,8 +135,8 @@ def test_appended_frame_reads_back_as_written(warehouse_url):
             "source_row": [1, 2],
             "token": pd.array(["t1", "t2"], dtype="string[pyarrow]"),
             "contact_id": pd.array([7, None], dtype="Int64"),
-            "external_customer_id": ["c-1", None],
-            "phone": [float("nan"), None],
+            "external_customer_id": ['c,"1"\t;\n', None],
+            "phone": [float("nan"), "\\N"],
             "email": pd.array([None, "a@example.com"], dtype="string"),
             "fingerprint": ["f1", "f2"],
             "last_event_at": pd.Series([aware, pd.NaT], dtype="datetime64[ns, UTC]"),
@@ -154,8 +155,8 @@ def test_appended_frame_reads_back_as_written(warehouse_url):
     sqlite = engine.dialect.name == "sqlite"
     assert rows[0][-1] == ("2026-01-05 12:30:15.250000" if sqlite else aware.replace(tzinfo=None))
     assert [tuple(r)[:-1] for r in rows] == [
-        (1, "t1", 7, "c-1", None, None),
-        (2, "t2", None, None, None, "a@example.com"),
+        (1, "t1", 7, 'c,"1"\t;\n', None, None),
+        (2, "t2", None, None, "\\N", "a@example.com"),
     ]
     assert rows[1][-1] is None
     engine.dispose()
