@@ -144,11 +144,29 @@ def _copy_rows(table, conn, keys: Sequence[str], data_iter) -> int:
     return _copy_tuples(conn, table.name, keys, data_iter)
 
 
+# Placeholders of the drivers whose executemany takes plain tuples (sqlite3, psycopg, psycopg2).
+DRIVER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
 def _insert_sql(table: str, columns: Sequence[str], mark: str | None = None) -> str:
     """A one-row INSERT of ``columns`` with the driver's ``mark``, or ``:column`` for SQLAlchemy."""
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join(mark or f":{c}" for c in columns)
     return f"INSERT INTO {table} ({names}) VALUES ({marks})"
+
+
+def _write_tuples(conn: Connection, table: str, columns: Sequence[str], rows: list) -> None:
+    """Plain rows into ``table`` by the driver's fastest path: COPY on psycopg 3; one
+    executemany straight on the driver where its placeholder is known (SQLAlchemy's per-row
+    parameter processing took as long as the insert and its commit together on sqlite3);
+    SQLAlchemy's executemany otherwise."""
+    if conn.dialect.name == "postgresql" and _is_psycopg3(conn):
+        _copy_tuples(conn, table, columns, rows)
+    elif (mark := DRIVER_MARKS.get(conn.dialect.paramstyle)) is not None:
+        conn.exec_driver_sql(_insert_sql(table, columns, mark), rows)
+    else:
+        named = [dict(zip(columns, row, strict=True)) for row in rows]
+        conn.execute(text(_insert_sql(table, columns)), named)
 
 
 def append_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
@@ -184,7 +202,7 @@ def _insert_sqlite(conn: Connection, table: str, frame: pd.DataFrame) -> int:
             values = values.dt.strftime(SQLITE_DATETIME)
         columns[name] = values.astype(object).where(values.notna(), None)
     rows = zip(*(values.tolist() for values in columns.values()), strict=True)
-    conn.exec_driver_sql(_insert_sql(table, list(columns), "?"), list(rows))
+    _write_tuples(conn, table, list(columns), list(rows))
     return len(frame)
 
 
@@ -381,8 +399,6 @@ LEDGER_COLUMNS = (
     "run_id",
     "chunk_no",
 )
-# Placeholders of the drivers whose executemany takes plain tuples (sqlite3, psycopg, psycopg2).
-DRIVER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def _plain(value: object) -> object:
@@ -412,25 +428,14 @@ def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict])
 def record_chunk(engine: Engine, ledger: list[dict]) -> None:
     """Write one accepted chunk to the ledger in its own transaction.
 
-    The push waits for this before its next request, so each driver takes its fastest path:
-    COPY on psycopg 3 (a third of the time its executemany took for 1,000 rows, commit
-    included); plain tuples straight to the driver's executemany where its placeholder is
-    known (on sqlite3, SQLAlchemy's per-row parameter processing took as long as the insert and
-    its commit together); SQLAlchemy's executemany otherwise.
+    The push waits for this before its next request, hence ``_write_tuples``: on psycopg 3 its
+    COPY took a third of the time of an executemany of 1,000 rows, commit included.
     """
     now = utc_now()
     pushed_at = now.isoformat(sep=" ") if engine.dialect.name == "sqlite" else now
     rows = [tuple((row | {"pushed_at": pushed_at})[c] for c in LEDGER_COLUMNS) for row in ledger]
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql" and _is_psycopg3(conn):
-            _copy_tuples(conn, LEDGER, LEDGER_COLUMNS, rows)
-        elif (mark := DRIVER_MARKS.get(conn.dialect.paramstyle)) is not None:
-            conn.exec_driver_sql(_insert_sql(LEDGER, LEDGER_COLUMNS, mark), rows)
-        else:
-            conn.execute(
-                text(_insert_sql(LEDGER, LEDGER_COLUMNS)),
-                [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows],
-            )
+        _write_tuples(conn, LEDGER, LEDGER_COLUMNS, rows)
 
 
 def purge_stale_batches(engine: Engine, older_than: datetime) -> None:
