@@ -4,12 +4,10 @@ from dagster import AssetSelection, define_asset_job
 
 from dagster_project.assets import GROUP
 from dagster_project.delivery_assets import DELIVERY_GROUP
-from dagster_project.partitions import subscribed_date_partitions
 
 esputnik_sync_job = define_asset_job(
     "esputnik_token_sync_job",
     selection=AssetSelection.groups(GROUP),
-    partitions_def=subscribed_date_partitions,
     description="Extract, validate, diff and push eSputnik tokens over a range of days.",
 )
 

@@ -1,6 +1,8 @@
 """The code location loads and exposes the names operations scripts rely on."""
 
 import itertools
+import subprocess
+import sys
 
 from dagster import AssetKey, DailyPartitionsDefinition
 
@@ -33,6 +35,17 @@ def test_daily_utc_partitions_from_2020_run_as_one_backfill():
         assert partitions.timezone == "UTC"
         assert node.backfill_policy.max_partitions_per_run is None  # single run
         assert node.description
+
+
+def test_loading_the_code_location_prints_no_warnings():
+    """Every run and CLI call loads it: a warning there repeats in every log."""
+    loaded = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import dagster_project.definitions"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Warning" not in loaded.stderr, loaded.stderr
 
 
 def test_payload_check_blocks_the_push():
