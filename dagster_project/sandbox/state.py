@@ -72,8 +72,7 @@ class SandboxState:
         stored_at = datetime.now(UTC).isoformat()  # one request, one moment
         with self.lock:
             stored = []
-            for entry in entries:
-                key = _resolving_key(entry)
+            for entry, key in entries:
                 contact = self._find_contact(key, entry[key])
                 created = contact is None
                 if created:
@@ -148,26 +147,25 @@ class SandboxState:
             self.max_in_flight = 0
 
 
-def _resolving_key(entry: dict) -> str:
+def _resolving_key(entry: dict) -> str | None:
     """The identifier eSputnik resolves the contact by: the first present in priority order."""
-    for key in IDENTIFIER_PRIORITY:
-        if entry.get(key) not in (None, ""):
-            return key
-    raise BadRequest(f"token {entry.get('token')!r} has no identifier")
+    return next((k for k in IDENTIFIER_PRIORITY if entry.get(k) not in (None, "")), None)
 
 
-def validate_body(body: object) -> list[dict]:
-    """The 400 rules: a ``tokens`` array whose entries each have a token and an identifier."""
+def validate_body(body: object) -> list[tuple[dict, str]]:
+    """The 400 rules: a ``tokens`` array whose entries each have a token and an identifier.
+    Returns each entry with the identifier that resolves its contact."""
     if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):
         raise BadRequest("Request body must be an object with a 'tokens' array")
-    entries = body["tokens"]
-    for index, entry in enumerate(entries):
+    entries = []
+    for index, entry in enumerate(body["tokens"]):
         if not isinstance(entry, dict):
             raise BadRequest(f"tokens[{index}] must be an object")
         token = entry.get("token")
         if not isinstance(token, str) or not token.strip():
             raise BadRequest(f"tokens[{index}]: 'token' is required")
-        if not any(entry.get(k) not in (None, "") for k in IDENTIFIER_PRIORITY):
+        key = _resolving_key(entry)
+        if key is None:
             raise BadRequest(
                 f"tokens[{index}] (token {token!r}): one of contactId, externalCustomerId, "
                 "phone or email is required"
@@ -177,4 +175,5 @@ def validate_body(body: object) -> list[dict]:
             raise BadRequest(
                 f"tokens[{index}] (token {token!r}): contactId must be a positive integer"
             )
+        entries.append((entry, key))
     return entries
