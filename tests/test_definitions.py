@@ -48,6 +48,21 @@ def test_loading_the_code_location_prints_no_warnings():
     assert "Warning" not in loaded.stderr, loaded.stderr
 
 
+def test_a_process_that_loaded_it_exits_with_its_heap_frozen():
+    """Exit hooks run last-registered first: one registered before the import runs after the
+    code location's and finds the objects frozen, with its own output still flushed."""
+    probe = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"
+        "import dagster_project.definitions\n"
+        "print('frozen while running:', gc.get_freeze_count())\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    running, exiting = (int(line.split(":")[1]) for line in ran.stdout.splitlines())
+    assert running == 0  # the run itself keeps normal garbage collection
+    assert exiting > 100_000  # Dagster, pandas, SQLAlchemy, ...
+
+
 def test_payload_check_blocks_the_push():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
