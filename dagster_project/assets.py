@@ -1,8 +1,10 @@
 """The sync as four assets: extract -> validate -> diff -> push.
 
+Every run reconciles the whole warehouse against the ledger (or a range of subscription dates
+given in run config, or, with a separate state database, the rows changed since the last run).
 Each step keeps its data in staging tables of the state database, keyed by the run's batch id
 (the root run id, so a re-execution from failure picks up its parent's batch); only small
-metadata passes through Dagster.
+metadata passes through Dagster, once per run and asset.
 """
 
 import time
@@ -13,11 +15,13 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
+from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.buckets import SpillError
@@ -27,10 +31,12 @@ from dagster_project.core.extract import ExtractError, extract_batch, stages_unp
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, push_pending
+from dagster_project.core.scope import Scope, ScopeError, plan_scope
 from dagster_project.core.state import (
     count_batch,
     count_quarantined,
     ensure_state_schema,
+    last_successful_starts,
     ledger_duplicates,
     purge_stale_batches,
     read_run_record,
@@ -41,7 +47,8 @@ from dagster_project.core.state import (
     utc_now,
 )
 from dagster_project.core.validation import validate_staged
-from dagster_project.partitions import single_run_backfill, subscribed_date_partitions
+from dagster_project.delivery_assets import esputnik_message_events_ingested
+from dagster_project.freshness import pushed_tokens_freshness
 from dagster_project.reporting import (
     counts_table,
     payload_sample,
@@ -59,12 +66,45 @@ LEDGER_CHECK = "ledger_no_duplicates"
 QUARANTINE_CHECK = "push_quarantine"
 ALLOW_MASS_CHANGE_TAG = "esputnik_sync/allow_mass_change"
 
-sync_asset = dict(
-    group_name=GROUP,
-    partitions_def=subscribed_date_partitions,
-    backfill_policy=single_run_backfill,
-    kinds={"sql", "python"},
-)
+sync_asset = dict(group_name=GROUP, kinds={"sql", "python"})
+
+
+class SyncScopeConfig(Config):
+    """Run config of ``subscriber_extract``: leave it empty to reconcile every subscriber."""
+
+    subscribed_from: str | None = Field(
+        default=None, description="first subscription day to read (YYYY-MM-DD, UTC); a backfill"
+    )
+    subscribed_to: str | None = Field(
+        default=None, description="last subscription day to read, inclusive (YYYY-MM-DD, UTC)"
+    )
+    full_scan: bool = Field(
+        default=False,
+        description="with a separate state database (SYNC_STATE_URL): read every subscriber, "
+        "not only those changed since the last run",
+    )
+
+
+def run_scope(
+    config: SyncScopeConfig, warehouse: WarehouseResource, app_uuid: str, settings: SyncSettings
+) -> Scope:
+    """What this run reads: see ``plan_scope``; a bad date fails the run naming the field."""
+    source, state = warehouse.warehouse_engine(), warehouse.state_engine()
+    last_full_at, last_success_at = last_successful_starts(state, app_uuid)
+    try:
+        return plan_scope(
+            config.subscribed_from,
+            config.subscribed_to,
+            config.full_scan,
+            separate_state=not stages_unpushed_only(source, state),
+            last_full_at=last_full_at,
+            last_success_at=last_success_at,
+            overlap=timedelta(hours=settings.change_overlap_hours),
+            full_every=timedelta(days=settings.full_scan_every_days),
+            now=utc_now(),
+        )
+    except ScopeError as exc:
+        raise Failure(f"run config of subscriber_extract: {exc}") from None
 
 
 def batch_id_of(context: AssetExecutionContext) -> str:
@@ -74,34 +114,45 @@ def batch_id_of(context: AssetExecutionContext) -> str:
 
 @asset(
     **sync_asset,
+    deps=[esputnik_message_events_ingested],
     description=(
-        "Bot subscribers whose subscribed_at (UTC) falls in the partition range, LEFT JOINed to "
-        "CRM contacts (sql/extract_subscribers.sql), copied into esputnik_stage_extract."
+        "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "
+        "token is not live in the ledger, copied into esputnik_stage_extract. Run config can "
+        "narrow a run to a range of subscription dates. Runs after the message-status ingest, "
+        "so a removal reported today is acted on tonight."
     ),
 )
 def subscriber_extract(
     context: AssetExecutionContext,
+    config: SyncScopeConfig,
     warehouse: WarehouseResource,
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
     started = time.perf_counter()
-    window = context.partition_time_window
     batch_id = batch_id_of(context)
     source, state = warehouse.warehouse_engine(), warehouse.state_engine()
-    context.log.info(
-        f"extracting subscribers {window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (exclusive) "
-        f"from {warehouse.describe(source)} into batch {batch_id}"
-    )
     try:
         ensure_state_schema(state)
+        scope = run_scope(config, warehouse, esputnik.app_uuid, sync_settings)
+        context.log.info(
+            f"extracting {scope.describe()} from {warehouse.describe(source)} into batch {batch_id}"
+        )
         purge_stale_batches(state, utc_now() - timedelta(days=sync_settings.staging_retention_days))
-        start_run_record(state, batch_id, context.run.run_id, esputnik.app_uuid, window)
+        start_run_record(
+            state,
+            batch_id,
+            context.run.run_id,
+            esputnik.app_uuid,
+            scope.window,
+            scope=scope.kind,
+            changed_since=scope.changed_since,
+        )
         coverage, staged = extract_batch(
             source,
             state,
             warehouse.extract_query(),
-            window,
+            scope,
             batch_id,
             esputnik.app_uuid,
             warehouse.extract_chunk_rows,
@@ -117,7 +168,7 @@ def subscriber_extract(
     rows = coverage["rows_extracted"]
     update_run_record(state, batch_id, rows_staged=staged, extract_seconds=seconds, **coverage)
     context.log.info(
-        f"{rows:,} rows in range; staged {staged:,} whose token is not pushed yet, "
+        f"{rows:,} subscribers in scope; staged {staged:,} whose token is not pushed yet, "
         f"in {seconds:.1f}s"
     )
     return MaterializeResult(
@@ -127,8 +178,8 @@ def subscriber_extract(
             "rows_staged": staged,
             "active_rows": coverage["active_rows"],
             "extract_seconds": round(seconds, 3),
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
+            "scope": scope.kind,
+            "scope_description": scope.describe(),
             "batch_id": batch_id,
         }
     )
@@ -152,7 +203,7 @@ def subscriber_extract(
             asset="validated_subscribers",
             blocking=True,
             description=(
-                "Share of the range's active subscribers with no identifier at all (no CRM "
+                "Share of the active subscribers with no identifier at all (no CRM "
                 "contact, no shared phone) stays under SYNC_MAX_NO_IDENTIFIER_SHARE; a broken "
                 "CRM join blocks the push."
             ),
@@ -341,6 +392,7 @@ def new_esputnik_tokens(
     **sync_asset,
     deps=[new_esputnik_tokens],
     pool=PUSH_POOL,
+    freshness_policy=pushed_tokens_freshness,
     check_specs=[
         AssetCheckSpec(
             LEDGER_CHECK,

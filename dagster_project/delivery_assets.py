@@ -36,9 +36,15 @@ from dagster_project.core.state import (
     utc_now,
 )
 from dagster_project.reporting import counts_table, markdown_table
-from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.resources import (
+    AlertWebhookResource,
+    EsputnikResource,
+    SyncSettings,
+    WarehouseResource,
+)
 
 DELIVERY_GROUP = "esputnik_delivery"
+INGEST_CHECK = "message_status_ingest"
 BLOCKED_RATE_CHECK = "blocked_rate_jump"
 EPOCH = datetime(1970, 1, 1)
 
@@ -46,11 +52,22 @@ EPOCH = datetime(1970, 1, 1)
 @asset(
     group_name=DELIVERY_GROUP,
     kinds={"sql", "python"},
+    check_specs=[
+        AssetCheckSpec(
+            INGEST_CHECK,
+            asset="esputnik_message_events_ingested",
+            description=(
+                "The message statuses were read and applied. When they could not be, the sync "
+                "after this still runs on the ledger as it stands, and this check fails with "
+                "the reason (also logged and sent to SYNC_ALERT_WEBHOOK_URL)."
+            ),
+        )
+    ],
     description=(
         "New eSputnik message events (SENT / FAILED / CLICKED) from the warehouse table "
         "esputnik_message_events, applied once each: FAILED with reason Forbidden marks the "
         "token's push removed_by_esputnik in the ledger (history kept). Unknown statuses, "
-        "unknown tokens and malformed rows are set aside with a reason."
+        "unknown tokens and malformed rows are set aside with a reason. Runs before the sync."
     ),
 )
 def esputnik_message_events_ingested(
@@ -58,7 +75,48 @@ def esputnik_message_events_ingested(
     warehouse: WarehouseResource,
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
+    alerts: AlertWebhookResource,
 ) -> MaterializeResult:
+    """A failed ingest must not cost the night's sync: it is reported, and the sync goes on."""
+    try:
+        result = ingest_message_events(context, warehouse, esputnik, sync_settings)
+    except Exception as exc:
+        message = exc.description if isinstance(exc, Failure) else str(exc)
+        reason = (message or "").strip().splitlines()[0] if message else type(exc).__name__
+        text = (
+            f"eSputnik message-status ingest failed (run {context.run.run_id}): {reason}. "
+            "The sync runs on the ledger as it stands; removals reported since the last ingest "
+            "are applied by the next one."
+        )
+        context.log.error(text)
+        try:
+            alerts.send(text)
+        except Exception as send_error:  # the sync matters more than the alert
+            context.log.warning(f"could not send the alert: {type(send_error).__name__}")
+        return MaterializeResult(
+            metadata={"ingest_failed": True},
+            check_results=[
+                AssetCheckResult(
+                    check_name=INGEST_CHECK,
+                    passed=False,
+                    severity=AssetCheckSeverity.ERROR,
+                    description=reason,
+                )
+            ],
+        )
+    return MaterializeResult(
+        metadata={"ingest_failed": False, **result},
+        check_results=[AssetCheckResult(check_name=INGEST_CHECK, passed=True)],
+    )
+
+
+def ingest_message_events(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
+) -> dict[str, object]:
+    """Read the new message events and apply them; the counts, as metadata."""
     started = time.perf_counter()
     source, state = warehouse.warehouse_engine(), warehouse.state_engine()
     app_uuid, run_id = esputnik.app_uuid, context.run.run_id
@@ -70,7 +128,7 @@ def esputnik_message_events_ingested(
         with source.connect() as conn:
             query = text(load_sql("extract_message_events.sql"))
             raw = pd.read_sql(query, conn, params={"since": db_timestamp(source, since)})
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise Failure(
             f"reading esputnik_message_events from {warehouse.describe(source)} failed: "
             f"{str(exc).splitlines()[0]}. Create the table with sql/message_events_schema.sql "
@@ -98,14 +156,12 @@ def esputnik_message_events_ingested(
         "tokens_removed_by_esputnik": applied["tokens_removed"],
     }
     context.log.info(", ".join(f"{k}={v}" for k, v in counts.items()))
-    return MaterializeResult(
-        metadata={
-            **counts,
-            "dagster/row_count": applied["processed"],
-            "ingest_seconds": round(time.perf_counter() - started, 3),
-            "summary": MetadataValue.md(counts_table("Message events", counts)),
-        }
-    )
+    return {
+        **counts,
+        "dagster/row_count": applied["processed"],
+        "ingest_seconds": round(time.perf_counter() - started, 3),
+        "summary": MetadataValue.md(counts_table("Message events", counts)),
+    }
 
 
 @asset(

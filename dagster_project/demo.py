@@ -1,7 +1,7 @@
-"""``make demo``: seed a SQLite warehouse, start the sandbox, run the sync over a range, report.
+"""``make demo``: seed a SQLite warehouse, start the sandbox, run the nightly job, report.
 
-Runs the real CLI (``dagster asset materialize``) against the bundled eSputnik sandbox, so what
-it prints is what a nightly run would do. Each invocation starts from a fresh warehouse.
+Runs the real CLI (``dagster job execute``) against the bundled eSputnik sandbox, so what it
+prints is what a nightly run does. Each invocation starts from a fresh warehouse.
 """
 
 from __future__ import annotations
@@ -21,25 +21,27 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from dagster_project.assets import GROUP
-from dagster_project.warehouse_seed import seed_warehouse
+from dagster_project.jobs import esputnik_sync_job
+from dagster_project.warehouse_seed import create_message_events_table, seed_warehouse
 
 DEMO_API_KEY = "demo-api-key"
 DEMO_APP_UUID = "5b0a3a6e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
-def materialize_command(partition_range: str) -> list[str]:
-    """The documented CLI call that syncs a range of days as one run."""
-    return [
-        str(Path(sys.executable).with_name("dagster")),
-        "asset",
-        "materialize",
-        "-m",
-        "dagster_project.definitions",
-        "--select",
-        f"group:{GROUP}",
-        "--partition-range",
-        partition_range,
-    ]
+def _dagster(*arguments: str) -> list[str]:
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    return [dagster, *arguments, "-m", "dagster_project.definitions"]
+
+
+def materialize_command(run_config: dict | None = None) -> list[str]:
+    """The documented CLI call that syncs every subscriber (or the run config's range)."""
+    command = [*_dagster("asset", "materialize"), "--select", f"group:{GROUP}"]
+    return command + (["--config-json", json.dumps(run_config)] if run_config else [])
+
+
+def nightly_command() -> list[str]:
+    """The documented CLI call that runs what the nightly schedule runs."""
+    return [*_dagster("job", "execute"), "-j", esputnik_sync_job.name]
 
 
 def _free_port() -> int:
@@ -69,7 +71,7 @@ def _post_json(url: str, payload: object) -> None:
     urllib.request.urlopen(request, timeout=10).read()
 
 
-def run_demo(workdir: Path, subscribers: int, partition_range: str) -> int:
+def run_demo(workdir: Path, subscribers: int) -> int:
     workdir.mkdir(exist_ok=True)
     warehouse_file = workdir / "warehouse.sqlite"
     warehouse_file.unlink(missing_ok=True)
@@ -79,6 +81,7 @@ def run_demo(workdir: Path, subscribers: int, partition_range: str) -> int:
     url = f"sqlite:///{warehouse_file.resolve()}"
     engine = create_engine(url)
     contacts, rows = seed_warehouse(engine, subscribers)
+    create_message_events_table(engine)
     print(f"seeded {warehouse_file}: {contacts} CRM contacts, {rows} subscriber rows")
 
     port = _free_port()
@@ -105,7 +108,7 @@ def run_demo(workdir: Path, subscribers: int, partition_range: str) -> int:
             "ESPUTNIK_APP_UUID": DEMO_APP_UUID,
             "ESPUTNIK_BASE_URL": f"{base}/api",
         }
-        command = materialize_command(partition_range)
+        command = nightly_command()
         print("running:", " ".join(command[1:]))
         log_path = workdir / "last_run.log"
         with log_path.open("w") as log:
@@ -156,9 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path(".demo"))
     parser.add_argument("--subscribers", type=int, default=2_000)
-    parser.add_argument("--partition-range", default="2026-01-01...2026-11-23")
     args = parser.parse_args(argv)
-    sys.exit(run_demo(args.workdir, args.subscribers, args.partition_range))
+    sys.exit(run_demo(args.workdir, args.subscribers))
 
 
 if __name__ == "__main__":

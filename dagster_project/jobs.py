@@ -1,14 +1,19 @@
-"""The sync as a job, for schedules and the UI's launchpad."""
+"""The jobs a schedule or the UI's launchpad starts."""
 
 from dagster import AssetSelection, define_asset_job
 
 from dagster_project.assets import GROUP
 from dagster_project.delivery_assets import DELIVERY_GROUP
 
+# The nightly shape: message statuses into the ledger first (the asset graph orders it), then
+# the sync over every subscriber, and the delivery figures.
 esputnik_sync_job = define_asset_job(
     "esputnik_token_sync_job",
-    selection=AssetSelection.groups(GROUP),
-    description="Extract, validate, diff and push eSputnik tokens over a range of days.",
+    selection=AssetSelection.groups(DELIVERY_GROUP, GROUP),
+    description=(
+        "Apply new message statuses to the ledger, then reconcile every subscriber with it: "
+        "extract, validate, diff and push the tokens eSputnik lacks."
+    ),
 )
 
 esputnik_delivery_job = define_asset_job(

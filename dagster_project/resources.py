@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import phonenumbers
+import requests
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine, create_engine, event
@@ -272,6 +273,18 @@ class SyncSettings(ConfigurableResource):
     max_quarantined_tokens: int = env_field(
         "SYNC_MAX_QUARANTINED_TOKENS", 50, description="in one run before the check fails"
     )
+    change_overlap_hours: float = env_field(
+        "SYNC_CHANGE_OVERLAP_HOURS",
+        48.0,
+        description="separate state database: how far before the last run a change run reads",
+        gt=0,
+    )
+    full_scan_every_days: float = env_field(
+        "SYNC_FULL_SCAN_EVERY_DAYS",
+        7.0,
+        description="separate state database: a run reads every subscriber this often",
+        gt=0,
+    )
     events_grace_hours: float = env_field(
         "SYNC_EVENTS_GRACE_HOURS", 48.0, description="how far behind the cursor to re-read"
     )
@@ -304,10 +317,25 @@ class SyncSettings(ConfigurableResource):
         return region
 
 
+class AlertWebhookResource(ConfigurableResource):
+    """Where failure alerts go: an incoming-webhook URL (Slack-compatible JSON)."""
+
+    url: str | None = env_field("SYNC_ALERT_WEBHOOK_URL", None, description="incoming webhook")
+    timeout_seconds: float = 10.0
+
+    def send(self, text: str) -> bool:
+        if not self.url:
+            return False
+        response = requests.post(self.url, json={"text": text}, timeout=self.timeout_seconds)
+        response.raise_for_status()
+        return True
+
+
 def resources_from_env() -> dict[str, ConfigurableResource]:
     """The resources of the code location, each field fed by its environment variable."""
     return {
         "warehouse": from_env(WarehouseResource),
         "esputnik": from_env(EsputnikResource),
         "sync_settings": from_env(SyncSettings),
+        "alerts": from_env(AlertWebhookResource),
     }

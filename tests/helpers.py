@@ -8,20 +8,22 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine, create_engine, text
 
 from dagster_project.assets import sync_assets
-from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.resources import (
+    AlertWebhookResource,
+    EsputnikResource,
+    SyncSettings,
+    WarehouseResource,
+)
 from dagster_project.sandbox import SandboxServer
 from dagster_project.warehouse_seed import create_warehouse_schema
 
 API_KEY = "test-secret-key-8c1f"
 APP_UUID = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": "2026-01-01",
-    "dagster/asset_partition_range_end": "2026-01-31",
-}
 
 
-def range_tags(start: str, end: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+def scope_config(**fields: object) -> dict:
+    """Run config of ``subscriber_extract``: a range of subscription days, or a full scan."""
+    return {"ops": {"subscriber_extract": {"config": fields}}}
 
 
 def warehouse_engine(url: str) -> Engine:
@@ -95,15 +97,23 @@ def sync_resources(
         "esputnik": EsputnikResource(**esputnik_fields),
         # The small fixtures are a third anonymous on purpose; the guard has its own tests.
         "sync_settings": SyncSettings(**({"max_no_identifier_share": 0.5} | (settings or {}))),
+        "alerts": AlertWebhookResource(),
     }
 
 
-def run_sync(resources: dict, tags: dict[str, str] = RANGE_TAGS, instance=None):
-    """Materialize the whole group over a partition range, as one run."""
+def run_sync(
+    resources: dict,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
+    instance=None,
+):
+    """Materialize the whole sync group as one run (every subscriber unless ``run_config``
+    narrows it)."""
     return materialize(
         sync_assets,
         resources=resources,
         instance=instance or DagsterInstance.ephemeral(),
+        run_config=run_config,
         tags=tags,
         raise_on_error=False,
     )

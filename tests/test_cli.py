@@ -1,4 +1,4 @@
-"""The documented range command, run twice through the real CLI on PostgreSQL."""
+"""The documented commands, run through the real CLI on PostgreSQL."""
 
 import os
 import subprocess
@@ -11,11 +11,10 @@ from tests.helpers import (
     APP_UUID,
     add_contacts,
     add_subscribers,
+    scope_config,
     token_counts,
     warehouse_engine,
 )
-
-RANGE = "2026-01-01...2026-11-23"
 
 
 def sync_env(tmp_path: Path, warehouse_url: str, base_url: str, name: str = "home") -> dict:
@@ -31,9 +30,9 @@ def sync_env(tmp_path: Path, warehouse_url: str, base_url: str, name: str = "hom
     }
 
 
-def materialize_range(env: dict[str, str]) -> subprocess.CompletedProcess:
+def materialize(env: dict[str, str], run_config: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        materialize_command(RANGE), env=env, capture_output=True, text=True, timeout=300
+        materialize_command(run_config), env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -42,7 +41,7 @@ def files_containing(root: Path, secret: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
-def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox, tmp_path):
+def test_sync_command_twice_sends_every_valid_token_once(postgres_url, sandbox, tmp_path):
     engine = warehouse_engine(postgres_url)
     add_contacts(engine, {"customer_id": "C-1", "esputnik_contact_id": 7, "email": "a@example.com"})
     add_subscribers(
@@ -50,14 +49,20 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
         {"chat_id": "1", "customer_id": "C-1", "subscribed_at": "2026-01-01 00:00:00"},
         {"chat_id": "2", "phone": "0501234567", "subscribed_at": "2026-06-15 12:00:00"},
         {"chat_id": "3", "subscribed_at": "2026-11-23 23:59:59"},  # no identifier yet
-        {"chat_id": "4", "phone": "0501234568", "subscribed_at": "2026-11-24 00:00:00"},  # outside
+        {"chat_id": "4", "phone": "0501234568", "subscribed_at": "2016-11-24 00:00:00"},
         {"chat_id": "6", "phone": "0501234570", "subscribed_at": "2026-02-02 02:02:02"},
         {"chat_id": "7", "phone": "0501234571", "subscribed_at": "2026-09-09 09:09:09"},
     )
     env = sync_env(tmp_path, postgres_url, sandbox.base_url)
-    first = materialize_range(env)
+    ranged = materialize(
+        env, scope_config(subscribed_from="2026-01-01", subscribed_to="2026-06-30")
+    )
+    assert ranged.returncode == 0, ranged.stderr[-3000:]
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "6": 1})
+
+    first = materialize(env)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "6": 1, "7": 1})
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "4": 1, "6": 1, "7": 1})
     assert API_KEY not in first.stdout + first.stderr
 
     add_contacts(engine, {"customer_id": "C-3", "phone": "+380671112233"})
@@ -68,9 +73,9 @@ def test_range_command_twice_sends_every_valid_token_once(postgres_url, sandbox,
     add_subscribers(
         engine, {"chat_id": "5", "phone": "0501234569", "subscribed_at": "2026-03-03 03:03:03"}
     )
-    second = materialize_range(env)
+    second = materialize(env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "3": 1, "5": 1, "6": 1, "7": 1})
+    assert token_counts(sandbox) == Counter(dict.fromkeys("1234567", 1))
     assert {t["token"]: t["sent"] for t in sandbox.state.snapshot()["tokens"]}["3"] == {
         "externalCustomerId": "C-3",
         "phone": "380671112233",

@@ -4,7 +4,7 @@ import itertools
 import subprocess
 import sys
 
-from dagster import AssetKey, DailyPartitionsDefinition
+from dagster import AssetKey
 
 from dagster_project.assets import GROUP
 from dagster_project.definitions import defs
@@ -25,16 +25,29 @@ def test_sync_assets_form_the_group_in_order():
         assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys
 
 
-def test_daily_utc_partitions_from_2020_run_as_one_backfill():
+def test_sync_assets_are_unpartitioned_and_run_after_the_status_ingest():
+    """Dagster's cost per run stays flat: no partitions. The ingest orders before the sync
+    through the graph, so a removal reported today is acted on tonight."""
     graph = defs.resolve_asset_graph()
     for name in SYNC_ASSETS:
         node = graph.get(AssetKey(name))
-        partitions = node.partitions_def
-        assert isinstance(partitions, DailyPartitionsDefinition)
-        assert partitions.start.strftime("%Y-%m-%d") == "2020-01-01"
-        assert partitions.timezone == "UTC"
-        assert node.backfill_policy.max_partitions_per_run is None  # single run
+        assert node.partitions_def is None
         assert node.description
+    assert (
+        AssetKey("esputnik_message_events_ingested")
+        in graph.get(AssetKey("subscriber_extract")).parent_keys
+    )
+    job = defs.resolve_job_def("esputnik_token_sync_job")
+    assert set(job.graph.node_names()) == {
+        *SYNC_ASSETS,
+        "esputnik_message_events_ingested",
+        "esputnik_delivery_metrics",
+    }
+
+
+def test_pushed_tokens_carry_a_freshness_policy():
+    node = defs.resolve_asset_graph().get(AssetKey("esputnik_pushed_tokens"))
+    assert node.freshness_policy is not None
 
 
 def test_loading_the_code_location_prints_no_warnings():
@@ -46,21 +59,6 @@ def test_loading_the_code_location_prints_no_warnings():
         check=True,
     )
     assert "Warning" not in loaded.stderr, loaded.stderr
-
-
-def test_a_process_that_loaded_it_exits_with_its_heap_frozen():
-    """Exit hooks run last-registered first: one registered before the import runs after the
-    code location's and finds the objects frozen, with its own output still flushed."""
-    probe = (
-        "import atexit, gc\n"
-        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"
-        "import dagster_project.definitions\n"
-        "print('frozen while running:', gc.get_freeze_count())\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    running, exiting = (int(line.split(":")[1]) for line in ran.stdout.splitlines())
-    assert running == 0  # the run itself keeps normal garbage collection
-    assert exiting > 100_000  # Dagster, pandas, SQLAlchemy, ...
 
 
 def test_payload_check_blocks_the_push():
@@ -78,9 +76,8 @@ def test_delivery_assets_and_schedules_are_loaded():
     }
     assert delivery == {"esputnik_message_events_ingested", "esputnik_delivery_metrics"}
     names = {schedule.name for schedule in defs.schedules}
-    assert names == {
-        "esputnik_sync_nightly",
-        "esputnik_sync_weekly_full",
-        "esputnik_delivery_nightly",
-    }
-    assert [sensor.name for sensor in defs.sensors] == ["esputnik_sync_failure_alert"]
+    assert names == {"esputnik_sync_nightly"}
+    assert [sensor.name for sensor in defs.sensors] == [
+        "esputnik_sync_failure_alert",
+        "esputnik_sync_freshness_alert",
+    ]

@@ -16,15 +16,14 @@ from dagster import (
 from sqlalchemy import text
 
 from dagster_project.definitions import defs
-from dagster_project.resources import WarehouseResource
-from dagster_project.sensors import AlertWebhookResource, sync_failure_alert
+from dagster_project.resources import AlertWebhookResource, WarehouseResource
+from dagster_project.sensors import sync_failure_alert
 from tests.helpers import (
     API_KEY,
     APP_UUID,
     add_contacts,
     add_subscribers,
     last_metadata,
-    range_tags,
     run_sync,
     sync_resources,
     token_counts,
@@ -93,10 +92,7 @@ def test_flood_of_new_tokens_is_blocked_until_overridden(sqlite_url, sandbox):
     assert not verdict.passed and verdict.metadata["recent_average"].value == 2
     assert sum(token_counts(sandbox).values()) == 6
 
-    overridden = run_sync(
-        resources,
-        tags=range_tags("2026-01-01", "2026-01-31") | {"esputnik_sync/allow_mass_change": "true"},
-    )
+    overridden = run_sync(resources, tags={"esputnik_sync/allow_mass_change": "true"})
     assert overridden.success
     assert sum(token_counts(sandbox).values()) == 46
     assert check(overridden, "mass_change_guard").passed
@@ -125,24 +121,26 @@ def test_quarantine_check_fails_above_its_limit(sqlite_url, sandbox):
     assert sum(token_counts(sandbox).values()) == 3
 
 
-def test_nightly_schedule_requests_one_lookback_run_that_syncs(sqlite_url, sandbox, monkeypatch):
+def test_nightly_schedule_requests_one_run_that_reconciles_everything(
+    sqlite_url, sandbox, monkeypatch
+):
     engine = warehouse_engine(sqlite_url)
     add_contacts(engine, {"customer_id": "C-1", "email": "a@example.com"})
     add_subscribers(
         engine,
-        {"chat_id": "late", "customer_id": "C-1", "subscribed_at": "2026-10-30 10:00:00"},
+        {"chat_id": "recent", "customer_id": "C-1", "subscribed_at": "2026-10-30 10:00:00"},
         {"chat_id": "today", "phone": "0501234567", "subscribed_at": "2026-11-25 01:00:00"},
-        {"chat_id": "old", "phone": "0501234568", "subscribed_at": "2026-10-26 23:00:00"},
+        {"chat_id": "years-old", "phone": "0501234568", "subscribed_at": "2019-03-26 23:00:00"},
     )
     schedule = defs.resolve_schedule_def("esputnik_sync_nightly")
+    assert schedule.default_status.value == "STOPPED"
     tick = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     requests = schedule.evaluate_tick(
         build_schedule_context(scheduled_execution_time=tick)
     ).run_requests
     assert len(requests) == 1
     request = requests[0]
-    assert request.tags["dagster/asset_partition_range_start"] == "2026-10-27"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-25"
+    assert not request.run_config  # no range: every subscriber
     again = schedule.evaluate_tick(
         build_schedule_context(scheduled_execution_time=tick)
     ).run_requests
@@ -162,18 +160,7 @@ def test_nightly_schedule_requests_one_lookback_run_that_syncs(sqlite_url, sandb
     job = reload(definitions).defs.resolve_job_def("esputnik_token_sync_job")
     result = job.execute_in_process(tags=request.tags, instance=DagsterInstance.ephemeral())
     assert result.success
-    assert set(token_counts(sandbox)) == {"late", "today"}
-
-
-def test_weekly_schedule_covers_every_day_since_2020():
-    schedule = defs.resolve_schedule_def("esputnik_sync_weekly_full")
-    tick = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
-    request = schedule.evaluate_tick(
-        build_schedule_context(scheduled_execution_time=tick)
-    ).run_requests[0]
-    assert request.tags["dagster/asset_partition_range_start"] == "2020-01-01"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-22"
-    assert schedule.default_status.value == "STOPPED"
+    assert set(token_counts(sandbox)) == {"recent", "today", "years-old"}
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -225,7 +212,7 @@ def test_failure_sensor_records_and_announces_the_reason(sqlite_url, sandbox, we
     assert (
         failed.run_id in alert
         and "ESPUTNIK_API_KEY" in alert
-        and "2026-01-01...2026-01-31" in alert
+        and "__ephemeral_asset_job__" in alert
     )
     with engine.connect() as conn:
         status, reason = conn.execute(

@@ -9,10 +9,6 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from tests.helpers import API_KEY, APP_UUID, add_phone_subscribers, token_counts, warehouse_engine
 
 TOKENS = [str(8000 + n) for n in range(12)]
-TAGS = {
-    "dagster/asset_partition_range_start": "2026-01-09",
-    "dagster/asset_partition_range_end": "2026-01-11",
-}
 
 
 def test_reexecution_from_failure_pushes_only_the_rest(sqlite_url, sandbox, monkeypatch, tmp_path):
@@ -34,14 +30,13 @@ def test_reexecution_from_failure_pushes_only_the_rest(sqlite_url, sandbox, monk
     sandbox.set_faults(fail_after=1, fail_status=503)
     (tmp_path / "home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
-        with execute_job(job, instance=instance, tags=TAGS, raise_on_error=False) as failed:
+        with execute_job(job, instance=instance, raise_on_error=False) as failed:
             assert not failed.success
         assert sum(token_counts(sandbox).values()) == 4  # one chunk got through
 
         sandbox.set_faults()
         options = ReexecutionOptions.from_failure(failed.run_id, instance)
-        # The UI's "re-execute from failure" carries the parent's partition-range tags over.
-        with execute_job(job, instance=instance, tags=TAGS, reexecution_options=options) as resumed:
+        with execute_job(job, instance=instance, reexecution_options=options) as resumed:
             assert resumed.success
             steps = {e.step_key for e in resumed.all_events if e.is_step_success}
     assert steps == {"esputnik_pushed_tokens"}

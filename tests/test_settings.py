@@ -38,12 +38,12 @@ def env(monkeypatch, sandbox, sqlite_url):
 def test_missing_required_setting_fails_before_any_step(env, missing):
     env.delenv(missing)
     with pytest.raises(DagsterInvalidConfigError, match=missing):
-        run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+        run_sync(resources_from_env())
 
 
 def test_env_settings_reach_the_resources(env):
     env.setenv("ESPUTNIK_CHUNK_SIZE", "250")
-    result = run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+    result = run_sync(resources_from_env())
     assert result.success
     assert (
         result.asset_materializations_for_node("esputnik_pushed_tokens")[0]
@@ -64,7 +64,7 @@ def test_env_settings_reach_the_resources(env):
 )
 def test_unusable_setting_fails_at_start_naming_it(env, variable, value):
     env.setenv(variable, value)
-    result = run_sync(resources_from_env(), tags={"dagster/partition": "2026-01-01"})
+    result = run_sync(resources_from_env())
     assert not result.success
     assert variable in failure_message(result)
     assert not result.asset_materializations_for_node("subscriber_extract")

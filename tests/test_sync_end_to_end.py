@@ -1,6 +1,7 @@
 """The whole group materialized against the sandbox over HTTP, on SQLite and PostgreSQL."""
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from tests.helpers import (
     add_subscribers,
     last_metadata,
     run_sync,
+    scope_config,
     sent_identifiers,
     sync_resources,
     token_counts,
@@ -78,7 +80,7 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert result.success
 
     assert token_counts(sandbox) == Counter(
-        dict.fromkeys(["1001", "1002", "1003", "1007", "1010"], 1)
+        dict.fromkeys(["1001", "1002", "1003", "1007", "1008", "1009", "1010"], 1)
     )
     sent = sent_identifiers(sandbox)
     assert sent["1001"] == {
@@ -91,6 +93,7 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert sent["1003"] == {"phone": "380504445566"}
     assert sent["1007"] == {"externalCustomerId": TRICKY_ID, "email": "q@example.com"}
     assert sent["1010"] == {"phone": "380504445572"}
+    assert sent["1008"] == {"phone": "380504445570"}  # subscription dates do not matter
 
     with january.connect() as conn:
         rejects = set(
@@ -107,26 +110,27 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
         ("1007", "rejected", "duplicate_token"),
         ("1011", "rejected", "no_valid_identifier"),
     }
-    assert tuple(ledger) == (5, 5)
+    assert tuple(ledger) == (7, 7)
 
     extract = last_metadata(result, "subscriber_extract")
     validated = last_metadata(result, "validated_subscribers")
     diff = last_metadata(result, "new_esputnik_tokens")
     pushed = last_metadata(result, "esputnik_pushed_tokens")
-    assert extract["rows_extracted"] == 10  # 1008 and 1009 fall outside the range
-    assert validated["rows_valid"] == 5
+    assert extract["rows_extracted"] == 12
+    assert extract["scope"] == "full"
+    assert validated["rows_valid"] == 7
     assert validated["rejected_blocked"] == 1
     assert validated["rejected_no_valid_identifier"] == 2
     assert validated["rejected_empty_token"] == 1
     assert validated["rejected_duplicate_token"] == 1
     assert validated["dropped_invalid_email"] == 1
     assert "no_valid_identifier" in validated["rejects_sample"]
-    assert (diff["tokens_new"], diff["tokens_already_pushed"]) == (5, 0)
-    assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (5, 3)
+    assert (diff["tokens_new"], diff["tokens_already_pushed"]) == (7, 0)
+    assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (7, 4)
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == "payload_contract" and check.passed
     chunks = check.metadata["chunks"].value
-    assert (chunks == 1) if chunk_rows > 10 else (1 < chunks <= 5)  # 10 rows, 5 token buckets
+    assert (chunks == 1) if chunk_rows > 12 else (1 < chunks <= 7)  # 12 rows, 7 token buckets
 
 
 def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehouse_url, sandbox):
@@ -152,21 +156,37 @@ def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehous
         "externalCustomerId": "C-LATE",
         "phone": "380671234567",
     }
-    # The six rows of the five pushed tokens are skipped before validation, and so are the
+    # The eight rows of the seven pushed tokens are skipped before validation, and so are the
     # three refused on both earlier nights (blocked 1004, anonymous 1005, blank chat id).
     validated = last_metadata(third, "validated_subscribers")
-    assert validated["rows_already_pushed"] == 6
+    assert validated["rows_already_pushed"] == 8
     assert (validated["rows_settled"], validated["rows_validated"]) == (3, 2)
 
 
-def test_rows_just_outside_the_range_are_sent_by_the_run_that_covers_them(
-    january, warehouse_url, sandbox
-):
+def test_a_range_in_run_config_reads_only_those_subscription_days(january, warehouse_url, sandbox):
     resources = sync_resources(warehouse_url, sandbox)
-    assert run_sync(resources).success
-    assert run_sync(resources, tags={"dagster/partition": "2025-12-31"}).success
+    january_only = scope_config(subscribed_from="2026-01-01", subscribed_to="2026-01-31")
+    ranged = run_sync(resources, january_only)
+    assert ranged.success
+    assert last_metadata(ranged, "subscriber_extract")["scope"] == "range"
+    assert "1008" not in token_counts(sandbox)  # 2025-12-31 23:59:59
+    assert "1009" not in token_counts(sandbox)  # 2026-02-01 00:00:00
+    assert token_counts(sandbox)["1010"] == 1  # 2026-01-01 00:00:00
+
+    assert run_sync(resources, scope_config(subscribed_to="2025-12-31")).success
     assert token_counts(sandbox)["1008"] == 1
     assert "1009" not in token_counts(sandbox)
+    everything = run_sync(resources)
+    assert last_metadata(everything, "subscriber_extract")["scope"] == "full"
+    assert token_counts(sandbox)["1009"] == 1
+    assert max(token_counts(sandbox).values()) == 1
+
+
+def test_a_bad_date_in_run_config_fails_the_run_naming_the_field(sqlite_url, sandbox):
+    result = run_sync(sync_resources(sqlite_url, sandbox), scope_config(subscribed_from="01/02"))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "subscribed_from='01/02' is not a date" in failure.step_failure_data.error.message
 
 
 def test_run_history_records_each_phase(january, warehouse_url, sandbox):
@@ -179,13 +199,15 @@ def test_run_history_records_each_phase(january, warehouse_url, sandbox):
             )
         ).one()
     assert row.run_id == result.run_id
-    assert (row.rows_extracted, row.rows_valid, row.rows_rejected) == (10, 5, 5)
-    assert (row.tokens_new, row.tokens_pushed, row.chunks_pushed) == (5, 5, 3)
+    assert (row.rows_extracted, row.rows_valid, row.rows_rejected) == (12, 7, 5)
+    assert (row.tokens_new, row.tokens_pushed, row.chunks_pushed) == (7, 7, 4)
     assert row.finished_at is not None
 
 
-def test_separate_state_database_streams_the_extract(sqlite_url, postgres_url, sandbox):
-    """Warehouse on SQLite, ledger and staging on PostgreSQL (SYNC_STATE_URL)."""
+def test_separate_state_database_streams_only_changed_rows(sqlite_url, postgres_url, sandbox):
+    """Warehouse on SQLite, ledger and staging on PostgreSQL (SYNC_STATE_URL): the first run
+    reads everything, later ones the rows changed since the last run (less the overlap); a
+    late row dated before the cursor waits for a full scan."""
     from dagster_project.resources import WarehouseResource
 
     engine = warehouse_engine(sqlite_url)
@@ -207,12 +229,27 @@ def test_separate_state_database_streams_the_extract(sqlite_url, postgres_url, s
     first = run_sync(resources)
     assert first.success
     assert token_counts(sandbox) == Counter({"1": 1, "2": 1})
+    assert last_metadata(first, "subscriber_extract")["scope"] == "full"
     assert last_metadata(first, "subscriber_extract")["rows_staged"] == 3
+
+    just_now = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
     add_subscribers(
-        engine, {"chat_id": "4", "phone": "0501234570", "subscribed_at": "2026-01-04 00:00:00"}
+        engine,
+        {"chat_id": "4", "phone": "0501234570", "subscribed_at": just_now},
+        {"chat_id": "5", "phone": "0501234571", "subscribed_at": "2025-06-01 00:00:00"},
     )
     second = run_sync(resources)
+    extract = last_metadata(second, "subscriber_extract")
+    assert (extract["scope"], extract["rows_staged"], extract["rows_extracted"]) == (
+        "changes",
+        1,
+        5,
+    )
     assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "4": 1})
-    assert last_metadata(second, "validated_subscribers")["rows_already_pushed"] == 2
+
+    full = run_sync(resources, scope_config(full_scan=True))
+    assert last_metadata(full, "subscriber_extract")["scope"] == "full"
+    assert token_counts(sandbox) == Counter({"1": 1, "2": 1, "4": 1, "5": 1})
+    assert last_metadata(full, "validated_subscribers")["rows_already_pushed"] == 3
     with warehouse_engine(postgres_url).connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*) FROM esputnik_token_ledger")).scalar_one() == 3
+        assert conn.execute(text("SELECT COUNT(*) FROM esputnik_token_ledger")).scalar_one() == 4

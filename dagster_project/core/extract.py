@@ -1,4 +1,4 @@
-"""Copy one partition range of the warehouse extract into the staging table, and count it.
+"""Copy a run's scope of the warehouse extract into the staging table, and count it.
 
 When the sync state lives in the warehouse database (the default) the copy is a single
 ``INSERT ... SELECT`` that never leaves the database and skips rows whose token is already live
@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.scope import Scope
 from dagster_project.core.state import (
     append_frame,
     db_timestamp,
@@ -26,6 +27,8 @@ from dagster_project.core.state import (
 
 EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")
 TEXT_COLUMNS = tuple(c for c in EXTRACT_COLUMNS if not c.endswith("_at"))
+# A row counts as changed when any of these it returns is at or after the change cursor.
+CHANGE_COLUMNS = ("subscribed_at", "status_changed_at", "crm_updated_at")
 
 
 class ExtractError(RuntimeError):
@@ -37,6 +40,29 @@ def _window_params(engine: Engine, window: tuple[datetime, datetime]) -> dict[st
         "window_start": db_timestamp(engine, window[0]),
         "window_end": db_timestamp(engine, window[1]),
     }
+
+
+def _scope_params(engine: Engine, scope: Scope) -> dict[str, object]:
+    params = _window_params(engine, scope.window)
+    if scope.changed_since is not None:
+        params["changed_since"] = db_timestamp(engine, scope.changed_since)
+    return params
+
+
+def changed_rows_query(engine: Engine, query: str, scope: Scope) -> str:
+    """The extract narrowed to rows changed since ``:changed_since``, judged by whichever of
+    CHANGE_COLUMNS the query returns (a custom query may lack ``crm_updated_at``)."""
+    inner = query.strip().rstrip(";")
+    with engine.connect() as conn:
+        probe = conn.execute(
+            text(f"SELECT * FROM (\n{inner}\n) q WHERE 1 = 0"),
+            _window_params(engine, scope.window),
+        )
+        present = set(probe.keys())
+    changed = " OR ".join(f"q.{c} >= :changed_since" for c in CHANGE_COLUMNS if c in present)
+    if not changed:
+        raise ExtractError(f"the extract query returns none of {CHANGE_COLUMNS}")
+    return f"SELECT * FROM (\n{inner}\n) q WHERE {changed}"
 
 
 def stages_unpushed_only(source: Engine, state: Engine) -> bool:
@@ -57,7 +83,7 @@ def _around(template: str, query: str) -> str:
 def extract_coverage(
     engine: Engine, query: str, window: tuple[datetime, datetime]
 ) -> dict[str, int]:
-    """Row counts of the whole range: all rows, active ones, and those lacking identifiers."""
+    """Row counts of the whole window: all rows, active ones, and those lacking identifiers."""
     with engine.connect() as conn:
         rows = conn.execute(
             text(_around("identifier_coverage.sql", query)), _window_params(engine, window)
@@ -72,10 +98,10 @@ def extract_coverage(
 
 
 def extract_in_database(
-    engine: Engine, query: str, window: tuple[datetime, datetime], batch_id: str, app_uuid: str
+    engine: Engine, query: str, scope: Scope, batch_id: str, app_uuid: str
 ) -> int:
-    """Stage the range's not-yet-pushed rows with one statement; return how many were staged."""
-    params = {"batch_id": batch_id, "app_uuid": app_uuid, **_window_params(engine, window)}
+    """Stage the scope's not-yet-pushed rows with one statement; return how many were staged."""
+    params = {"batch_id": batch_id, "app_uuid": app_uuid, **_scope_params(engine, scope)}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_extract", batch_id)
         result = conn.execute(text(_around("stage_unpushed_extract.sql", query)), params)
@@ -86,7 +112,7 @@ def extract_streaming(
     warehouse: Engine,
     state: Engine,
     query: str,
-    window: tuple[datetime, datetime],
+    scope: Scope,
     batch_id: str,
     chunk_rows: int,
     progress: Callable[[int], None] = lambda rows: None,
@@ -99,7 +125,7 @@ def extract_streaming(
         chunks = pd.read_sql(
             text(query),
             source.execution_options(stream_results=True),
-            params=_window_params(warehouse, window),
+            params=_scope_params(warehouse, scope),
             chunksize=chunk_rows,
             dtype_backend="numpy_nullable",
         )
@@ -123,24 +149,29 @@ def extract_batch(
     source: Engine,
     state: Engine,
     query: str,
-    window: tuple[datetime, datetime],
+    scope: Scope,
     batch_id: str,
     app_uuid: str,
     chunk_rows: int,
     progress: Callable[[int], None] = lambda rows: None,
 ) -> tuple[dict[str, int], int]:
-    """The range's coverage counts and the staged row count, both taken at the same time.
+    """The window's coverage counts and the staged row count, both taken at the same time.
 
-    Both read the same join; the count runs on its own connection in a second thread (the
+    Coverage always counts the whole window, changed or not: a broken CRM join shows on every
+    run. Both read the same join; the count runs on its own connection in a second thread (the
     database drivers release the GIL while a statement runs), so on two cores the extract takes
     about as long as the staging alone.
     """
+    window = scope.window
+    staged_query = (
+        query if scope.changed_since is None else changed_rows_query(source, query, scope)
+    )
 
     def stage() -> int:
         if stages_unpushed_only(source, state):
-            return extract_in_database(state, query, window, batch_id, app_uuid)
+            return extract_in_database(state, staged_query, scope, batch_id, app_uuid)
         return extract_streaming(
-            source, state, query, window, batch_id, chunk_rows, progress=progress
+            source, state, staged_query, scope, batch_id, chunk_rows, progress=progress
         )
 
     if source.url.database in (None, "", ":memory:"):

@@ -84,6 +84,8 @@ SCHEMA_LOCK_KEY = advisory_key("esputnik-sync:state-schema")
 ADDED_COLUMNS = (
     ("esputnik_sync_runs", "sending_seconds", "DOUBLE PRECISION"),
     ("esputnik_sync_runs", "requests_per_second_limit", "DOUBLE PRECISION"),
+    ("esputnik_sync_runs", "scope", "TEXT"),
+    ("esputnik_sync_runs", "changed_since", "TIMESTAMP"),
 )
 
 
@@ -481,6 +483,8 @@ def start_run_record(
     run_id: str,
     app_uuid: str,
     window: tuple[datetime, datetime],
+    scope: str = "full",
+    changed_since: datetime | None = None,
 ) -> None:
     """Open (or reopen, on re-execution) the batch's row in ``esputnik_sync_runs``."""
     params = {
@@ -489,6 +493,8 @@ def start_run_record(
         "app_uuid": app_uuid,
         "window_start": db_timestamp(engine, window[0]),
         "window_end": db_timestamp(engine, window[1]),
+        "scope": scope,
+        "changed_since": None if changed_since is None else db_timestamp(engine, changed_since),
         "started_at": db_timestamp(engine, utc_now()),
     }
     with engine.begin() as conn:
@@ -496,11 +502,28 @@ def start_run_record(
         conn.execute(
             text(
                 "INSERT INTO esputnik_sync_runs (batch_id, run_id, app_uuid, window_start,"
-                " window_end, started_at, status) VALUES (:batch_id, :run_id, :app_uuid,"
-                " :window_start, :window_end, :started_at, 'running')"
+                " window_end, scope, changed_since, started_at, status) VALUES (:batch_id,"
+                " :run_id, :app_uuid, :window_start, :window_end, :scope, :changed_since,"
+                " :started_at, 'running')"
             ),
             params,
         )
+
+
+def last_successful_starts(
+    engine: Engine, app_uuid: str
+) -> tuple[datetime | None, datetime | None]:
+    """Start of the app's latest successful full read, and of its latest successful full or
+    change run: the change cursor's anchors. Rows of range runs and dry runs do not count."""
+    with engine.connect() as conn:
+        row = conn.execute(text(load_sql("change_cursor.sql")), {"app_uuid": app_uuid}).one()
+    return _as_datetime(row.last_full_at), _as_datetime(row.last_success_at)
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def update_run_record(

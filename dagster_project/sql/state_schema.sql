@@ -113,13 +113,16 @@ CREATE TABLE IF NOT EXISTS esputnik_sync_rejects (
 CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_run ON esputnik_sync_rejects (run_id);
 CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_batch ON esputnik_sync_rejects (batch_id);
 
--- One row per sync run (batch): the range it covered and what each phase did.
+-- One row per sync run (batch): what it read (scope 'full', 'range' or 'changes', the
+-- subscribed_at window, and for 'changes' the cursor) and what each phase did.
 CREATE TABLE IF NOT EXISTS esputnik_sync_runs (
     batch_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
     app_uuid TEXT NOT NULL,
     window_start TIMESTAMP NOT NULL,
     window_end TIMESTAMP NOT NULL,
+    scope TEXT,
+    changed_since TIMESTAMP,
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP,
     status TEXT NOT NULL,
