@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint dev sandbox bench clean
+.PHONY: install demo test lint check-defs dev sandbox bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+check-defs: install  ## the code location loads as `dg` sees it (assets, checks, schedule, sensors)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg check defs
+
 dev: install  ## the Dagster UI on http://127.0.0.1:3000 (runs kept in .demo/dagster_home)
 	mkdir -p .demo/dagster_home
-	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev
 
 sandbox: install  ## the eSputnik sandbox in the foreground on port 8765, with the demo key and app
 	$(BIN)/python -m dagster_project.sandbox --port 8765 \

@@ -19,6 +19,8 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -56,6 +58,7 @@ from dagster_project.reporting import (
     rejects_sample,
 )
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.sources import OWNERS, crm_contacts, telegram_subscribers
 
 GROUP = "esputnik_token_sync"
 PUSH_POOL = "esputnik_push"
@@ -66,7 +69,7 @@ LEDGER_CHECK = "ledger_no_duplicates"
 QUARANTINE_CHECK = "push_quarantine"
 ALLOW_MASS_CHANGE_TAG = "esputnik_sync/allow_mass_change"
 
-sync_asset = dict(group_name=GROUP, kinds={"sql", "python"})
+sync_asset = dict(group_name=GROUP, kinds={"sql", "python"}, owners=OWNERS)
 
 
 class SyncScopeConfig(Config):
@@ -107,6 +110,24 @@ def run_scope(
         raise Failure(f"run config of subscriber_extract: {exc}") from None
 
 
+LEDGER_TABLE = "esputnik_token_ledger"
+LEDGER_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("app_uuid", "text", description="the eSputnik app"),
+        TableColumn("token", "text", description="the Telegram chat id, normalized"),
+        TableColumn("contact_id", "bigint"),
+        TableColumn("external_customer_id", "text"),
+        TableColumn("phone", "text", description="international digits"),
+        TableColumn("email", "text", description="lowercased"),
+        TableColumn("pushed_at", "timestamp", description="when eSputnik accepted it (UTC)"),
+        TableColumn("run_id", "text"),
+        TableColumn("chunk_no", "integer"),
+        TableColumn("removed_at", "timestamp", description="eSputnik dropped it (Forbidden)"),
+        TableColumn("removal_reason", "text"),
+    ]
+)
+
+
 def batch_id_of(context: AssetExecutionContext) -> str:
     """Staging key shared by every step of a run and by its re-executions."""
     return context.run.root_run_id or context.run.run_id
@@ -114,7 +135,7 @@ def batch_id_of(context: AssetExecutionContext) -> str:
 
 @asset(
     **sync_asset,
-    deps=[esputnik_message_events_ingested],
+    deps=[esputnik_message_events_ingested, telegram_subscribers, crm_contacts],
     description=(
         "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "
         "token is not live in the ledger, copied into esputnik_stage_extract. Run config can "
@@ -393,6 +414,8 @@ def new_esputnik_tokens(
     deps=[new_esputnik_tokens],
     pool=PUSH_POOL,
     freshness_policy=pushed_tokens_freshness,
+    tags={"system": "esputnik"},
+    metadata={"dagster/table_name": LEDGER_TABLE, "dagster/column_schema": LEDGER_SCHEMA},
     check_specs=[
         AssetCheckSpec(
             LEDGER_CHECK,

@@ -8,9 +8,10 @@ from dagster_project.jobs import esputnik_delivery_job, esputnik_sync_job
 from dagster_project.resources import resources_from_env
 from dagster_project.schedules import build_schedules
 from dagster_project.sensors import sync_failure_alert, sync_freshness_alert
+from dagster_project.sources import warehouse_sources
 
 defs = Definitions(
-    assets=[*delivery_assets, *sync_assets],
+    assets=[*warehouse_sources, *delivery_assets, *sync_assets],
     jobs=[esputnik_sync_job, esputnik_delivery_job],
     schedules=build_schedules(),
     sensors=[sync_failure_alert, sync_freshness_alert],

@@ -42,6 +42,7 @@ from dagster_project.resources import (
     SyncSettings,
     WarehouseResource,
 )
+from dagster_project.sources import esputnik_message_events
 
 DELIVERY_GROUP = "esputnik_delivery"
 INGEST_CHECK = "message_status_ingest"
@@ -52,6 +53,7 @@ EPOCH = datetime(1970, 1, 1)
 @asset(
     group_name=DELIVERY_GROUP,
     kinds={"sql", "python"},
+    deps=[esputnik_message_events],
     check_specs=[
         AssetCheckSpec(
             INGEST_CHECK,

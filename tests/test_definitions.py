@@ -81,3 +81,18 @@ def test_delivery_assets_and_schedules_are_loaded():
         "esputnik_sync_failure_alert",
         "esputnik_sync_freshness_alert",
     ]
+
+
+def test_lineage_starts_at_the_warehouse_tables_and_the_ledger_is_catalogued():
+    graph = defs.resolve_asset_graph()
+    extract = graph.get(AssetKey("subscriber_extract"))
+    assert {AssetKey("crm_contacts"), AssetKey("telegram_subscribers")} <= extract.parent_keys
+    ingest = graph.get(AssetKey("esputnik_message_events_ingested"))
+    assert AssetKey("esputnik_message_events") in ingest.parent_keys
+    for source in ("crm_contacts", "telegram_subscribers", "esputnik_message_events"):
+        assert not graph.get(AssetKey(source)).is_materializable  # loaded elsewhere
+    ledger = graph.get(AssetKey("esputnik_pushed_tokens"))
+    assert ledger.metadata["dagster/table_name"] == "esputnik_token_ledger"
+    columns = [c.name for c in ledger.metadata["dagster/column_schema"].columns]
+    assert columns[:2] == ["app_uuid", "token"] and "removed_at" in columns
+    assert ledger.owners and ledger.tags["system"] == "esputnik"

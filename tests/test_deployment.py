@@ -110,6 +110,9 @@ def test_webserver_serves_the_code_location(tmp_path):
         "esputnik_pushed_tokens": "esputnik_token_sync",
         "esputnik_message_events_ingested": "esputnik_delivery",
         "esputnik_delivery_metrics": "esputnik_delivery",
+        "crm_contacts": "warehouse",
+        "telegram_subscribers": "warehouse",
+        "esputnik_message_events": "warehouse",
     }
     assert all(a["description"] for a in assets.values())
     assert {s["name"] for s in repository["schedules"]} == {"esputnik_sync_nightly"}

@@ -2,7 +2,7 @@
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
@@ -12,16 +12,19 @@ from dagster import (
     DagsterInstance,
     build_run_status_sensor_context,
     build_schedule_context,
+    build_sensor_context,
 )
 from sqlalchemy import text
 
+from dagster_project import sensors
 from dagster_project.definitions import defs
 from dagster_project.resources import AlertWebhookResource, WarehouseResource
-from dagster_project.sensors import sync_failure_alert
+from dagster_project.sensors import stale_since, sync_failure_alert, sync_freshness_alert
 from tests.helpers import (
     API_KEY,
     APP_UUID,
     add_contacts,
+    add_phone_subscribers,
     add_subscribers,
     last_metadata,
     run_sync,
@@ -240,3 +243,35 @@ def test_history_shows_push_figures_per_run(sqlite_url, sandbox):
         (first.run_id, "succeeded", 1, 1),
         (second.run_id, "succeeded", 0, 0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("hours_ago", "stale"),
+    [(None, False), (1, False), (25.9, False), (26, True), (24 * 5, True)],
+)
+def test_stale_since_follows_the_freshness_window(hours_ago, stale):
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    last = None if hours_ago is None else (now - timedelta(hours=hours_ago)).timestamp()
+    assert (stale_since(last, now) is not None) is stale
+
+
+def test_a_night_without_a_sync_is_announced_once(sqlite_url, sandbox, webhook, monkeypatch):
+    url, received = webhook
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance, resources={"alerts": AlertWebhookResource(url=url)}
+        )
+        assert sync_freshness_alert(context) and received == []  # never synced: nothing expected
+        add_phone_subscribers(warehouse_engine(sqlite_url), ["1"])
+        assert run_sync(sync_resources(sqlite_url, sandbox), instance=instance).success
+        assert sync_freshness_alert(context) and received == []  # fresh
+        monkeypatch.setattr(sensors, "FRESHNESS_HOURS", 0)  # as if 26 hours had passed
+        sync_freshness_alert(context)
+        assert len(received) == 1 and "did not run" in received[0]["text"]
+        second = build_sensor_context(
+            instance=instance,
+            cursor=context.cursor,
+            resources={"alerts": AlertWebhookResource(url=url)},
+        )
+        sync_freshness_alert(second)
+        assert len(received) == 1  # once per missed night, not every 15 minutes
