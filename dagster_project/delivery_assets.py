@@ -35,7 +35,7 @@ from dagster_project.core.state import (
     replace_delivery_days,
     utc_now,
 )
-from dagster_project.reporting import counts_table, markdown_table
+from dagster_project.reporting import counts_table, delivery_days_table, plain_value
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
 
 DELIVERY_GROUP = "esputnik_delivery"
@@ -143,19 +143,15 @@ def esputnik_delivery_metrics(
     )
     latest = daily.iloc[-1].to_dict() if not daily.empty else {}
     figures = {
-        key: (float(latest[key]) if pd.notna(latest.get(key)) else 0.0)
-        if key.endswith("rate")
-        else int(latest.get(key, 0))
+        key: _figure(latest.get(key), rate=key.endswith("rate"))
         for key in ("sent", "failed", "failed_forbidden", "clicked", "click_rate", "blocked_rate")
     }
-    recent = daily.tail(14).astype(str)
-    table = markdown_table(list(recent.columns), recent.to_numpy().tolist())
     return MaterializeResult(
         metadata={
             "day": str(latest.get("day", "")),
             **figures,
             "days": len(daily),
-            "last_14_days": table,
+            "last_14_days": delivery_days_table(daily.tail(14)),
         },
         check_results=[
             AssetCheckResult(
@@ -167,6 +163,14 @@ def esputnik_delivery_metrics(
             )
         ],
     )
+
+
+def _figure(value: object, rate: bool) -> MetadataValue | int | float:
+    """A day's figure as metadata: a rate without a denominator is null, not zero or an error."""
+    value = plain_value(value)
+    if rate:
+        return MetadataValue.null() if value is None else float(value)
+    return int(value or 0)
 
 
 delivery_assets = [esputnik_message_events_ingested, esputnik_delivery_metrics]
