@@ -124,7 +124,9 @@ class WarehouseResource(ConfigurableResource):
     def _engine(self, url: str, setting: str) -> Engine:
         if url not in self._engines:
             try:
-                engine = create_engine(url, pool_pre_ping=True)
+                # hide_parameters: a failed statement's message never carries row values
+                # (emails, phones) into logs, Failure messages or the alert.
+                engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
             except Exception as exc:
                 raise SettingError(f"{setting} is not a usable SQLAlchemy URL: {exc}") from None
             if engine.dialect.name == "sqlite":
@@ -177,6 +179,16 @@ class EsputnikResource(ConfigurableResource):
         "ESPUTNIK_REQUESTS_PER_SECOND", 0.0, description="0: no client-side limit"
     )
 
+    def __init__(self, **values: Any) -> None:
+        """``app_uuid`` is trimmed once, here: a secret mounted from a file often ends in a
+        newline, and the ledger, the events and the API must all see the same app. An
+        ``EnvVar`` (the variable's name) is left as it is; Dagster builds the resource again
+        with the variable's value when it runs."""
+        app_uuid = values.get("app_uuid")
+        if isinstance(app_uuid, str) and not isinstance(app_uuid, EnvVar):
+            values["app_uuid"] = app_uuid.strip()
+        super().__init__(**values)
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.check_settings()
 
@@ -185,7 +197,7 @@ class EsputnikResource(ConfigurableResource):
         if not self.api_key or not self.api_key.strip():
             raise SettingError("ESPUTNIK_API_KEY is empty")
         try:
-            uuid.UUID(self.app_uuid.strip())
+            uuid.UUID(self.app_uuid)
         except ValueError:
             raise SettingError(f"ESPUTNIK_APP_UUID={self.app_uuid!r} is not a UUID") from None
         if not self.base_url.startswith(("http://", "https://")):
@@ -208,7 +220,7 @@ class EsputnikResource(ConfigurableResource):
     def client(self) -> EsputnikClient:
         return EsputnikClient(
             base_url=self.base_url.rstrip("/"),
-            app_uuid=self.app_uuid.strip(),
+            app_uuid=self.app_uuid,
             api_key=self.api_key,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
