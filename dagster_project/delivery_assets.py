@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.events import blocked_rate_jump, check_events, daily_delivery
+from dagster_project.core.identifiers import redact_personal_data
 from dagster_project.core.state import (
     append_frame,
     apply_message_events,
@@ -73,7 +74,7 @@ def esputnik_message_events_ingested(
     except SQLAlchemyError as exc:
         raise Failure(
             f"reading esputnik_message_events from {warehouse.describe(source)} failed: "
-            f"{str(exc).splitlines()[0]}. Create the table with sql/message_events_schema.sql "
+            f"{redact_personal_data(str(exc).splitlines()[0])}. Create the table with sql/message_events_schema.sql "
             "and land eSputnik's message statuses in it (see README)."
         ) from None
     checked = check_events(raw)
