@@ -287,6 +287,30 @@ class SyncSettings(ConfigurableResource):
     events_grace_hours: float = env_field(
         "SYNC_EVENTS_GRACE_HOURS", 48.0, description="how far behind the cursor to re-read"
     )
+    events_future_tolerance_minutes: float = env_field(
+        "SYNC_EVENTS_FUTURE_TOLERANCE_MINUTES",
+        10.0,
+        description="events dated further past now are refused (clock skew allowance)",
+        ge=0,
+    )
+    events_chunk_rows: int = env_field(
+        "SYNC_EVENTS_CHUNK_ROWS", 50_000, description="message events read at once", gt=0
+    )
+    events_retention_days: int = env_field(
+        "SYNC_EVENTS_RETENTION_DAYS",
+        90,
+        description="processed and refused message events kept",
+        gt=0,
+    )
+    rejects_retention_days: int = env_field(
+        "SYNC_REJECTS_RETENTION_DAYS", 90, description="rows of esputnik_sync_rejects kept", gt=0
+    )
+    quarantine_retention_days: int = env_field(
+        "SYNC_QUARANTINE_RETENTION_DAYS",
+        90,
+        description="a quarantined token is retried once its entry is this old",
+        gt=0,
+    )
     delivery_metrics_days: int = Field(default=35, gt=0)
     blocked_rate_jump_multiple: float = env_field(
         "SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0, description="of the 7-day average"
@@ -303,6 +327,14 @@ class SyncSettings(ConfigurableResource):
             )
         if self.mass_change_multiple <= 0:
             raise SettingError(f"SYNC_MASS_CHANGE_MULTIPLE={self.mass_change_multiple} must be > 0")
+        if self.events_retention_days < self.delivery_metrics_days or (
+            self.events_retention_days * 24 <= self.events_grace_hours
+        ):
+            raise SettingError(
+                f"SYNC_EVENTS_RETENTION_DAYS={self.events_retention_days} must cover the "
+                f"{self.delivery_metrics_days} days of delivery metrics and "
+                f"SYNC_EVENTS_GRACE_HOURS={self.events_grace_hours:g}"
+            )
 
     def default_region(self) -> str | None:
         """The ISO region for phone numbers without a country code, or None to refuse them."""

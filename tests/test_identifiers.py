@@ -1,19 +1,18 @@
 """Normalization of single identifiers, without Dagster."""
 
-import pytest
-
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dagster_project.core.identifiers import (
     decode_text,
     mask_email,
     mask_phone,
+    normalize_chat_id,
     normalize_contact_id,
     normalize_email,
-    normalize_chat_id,
     normalize_external_id,
     normalize_phone,
     normalize_token,

@@ -49,9 +49,7 @@ def test_blocked_then_returned_subscribers_are_pushed_again_once(warehouse_url, 
     failed_at, returned_at = now + timedelta(minutes=1), now + timedelta(hours=1)
     state = sandbox.state
     events = state.send_message("SENT", occurred_at=stamp(now + timedelta(seconds=30)))
-    events += state.send_message(
-        "FAILED", "Forbidden", [A, B, C], occurred_at=stamp(failed_at)
-    )
+    events += state.send_message("FAILED", "Forbidden", [A, B, C], occurred_at=stamp(failed_at))
     events += state.send_message("CLICKED", tokens=[D], occurred_at=stamp(failed_at))
     assert set(live_tokens(sandbox)) == {D, E, F}  # eSputnik dropped a, b, c
     bad = [
