@@ -6,6 +6,7 @@ once the subscriber is active after the removal, and only then.
 """
 
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -19,23 +20,31 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from sqlalchemy import text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.events import blocked_rate_jump, check_events, daily_delivery
+from dagster_project.core.event_source import EventSource
+from dagster_project.core.events import (
+    blocked_rate_jump,
+    check_events,
+    daily_delivery,
+    forget_keys_before,
+)
+from dagster_project.core.identifiers import redact_personal_data
 from dagster_project.core.state import (
-    append_frame,
-    apply_message_events,
-    db_timestamp,
+    EventsIngest,
     delivery_counts,
     ensure_state_schema,
     events_cursor,
     handled_event_keys,
-    load_sql,
+    ingest_checked_events,
+    last_events_ingest,
+    purge_expired,
+    record_events_ingest,
     replace_delivery_days,
     utc_now,
 )
-from dagster_project.reporting import counts_table, markdown_table
+from dagster_project.reporting import counts_table, delivery_days_table, plain_value
 from dagster_project.resources import (
     AlertWebhookResource,
     EsputnikResource,
@@ -67,9 +76,11 @@ EPOCH = datetime(1970, 1, 1)
     ],
     description=(
         "New eSputnik message events (SENT / FAILED / CLICKED) from the warehouse table "
-        "esputnik_message_events, applied once each: FAILED with reason Forbidden marks the "
-        "token's push removed_by_esputnik in the ledger (history kept). Unknown statuses, "
-        "unknown tokens and malformed rows are set aside with a reason. Runs before the sync."
+        "esputnik_message_events (only the app's rows when it has an app_uuid column), read in "
+        "chunks and applied once each: FAILED with reason Forbidden marks the token's push "
+        "removed_by_esputnik in the ledger (history kept). Unknown statuses, unknown tokens, "
+        "future-dated and malformed rows are set aside with a reason; rows that landed below "
+        "the read window are counted. Expired rejects, events and quarantine entries are purged. Runs before the sync."
     ),
 )
 def esputnik_message_events_ingested(
@@ -121,49 +132,88 @@ def ingest_message_events(
     """Read the new message events and apply them; the counts, as metadata."""
     started = time.perf_counter()
     source, state = warehouse.warehouse_engine(), warehouse.state_engine()
-    app_uuid, run_id = esputnik.app_uuid, context.run.run_id
+    app_uuid, run_id, now = esputnik.app_uuid, context.run.run_id, utc_now()
+    grace = timedelta(hours=sync_settings.events_grace_hours)
+    latest = now + timedelta(minutes=sync_settings.events_future_tolerance_minutes)
     ensure_state_schema(state)
-    cursor = events_cursor(state, app_uuid)
-    since = cursor - timedelta(hours=sync_settings.events_grace_hours) if cursor else EPOCH
-    context.log.info(f"reading message events from {since:%Y-%m-%d %H:%M} (cursor {cursor})")
+    # The previous ingest's point, so nothing between two ingests goes unread; the first one
+    # (or the first since an upgrade) starts from the handled cursor.
+    previous = last_events_ingest(state, app_uuid)
+    since = previous.next_from if previous else _read_from(state, app_uuid, latest, grace)
+    purged = purge_expired(
+        state,
+        app_uuid,
+        now,
+        rejects_days=sync_settings.rejects_retention_days,
+        events_days=sync_settings.events_retention_days,
+        quarantine_days=sync_settings.quarantine_retention_days,
+        keep_events_from=since,
+    )
+    context.log.info(f"reading message events from {since:%Y-%m-%d %H:%M}; purged {purged}")
     try:
-        with source.connect() as conn:
-            query = text(load_sql("extract_message_events.sql"))
-            raw = pd.read_sql(query, conn, params={"since": db_timestamp(source, since)})
+        events = EventSource.open(source, app_uuid)
+        late = events.count_before(since) - previous.rows_before_next_from if previous else 0
+        undated = events.count_undated()
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         raise Failure(
             f"reading esputnik_message_events from {warehouse.describe(source)} failed: "
-            f"{str(exc).splitlines()[0]}. Create the table with sql/message_events_schema.sql "
-            "and land eSputnik's message statuses in it (see README)."
+            f"{redact_personal_data(str(exc).splitlines()[0])}. Create the table with "
+            "sql/message_events_schema.sql and land eSputnik's message statuses in it (see README)."
         ) from None
-    checked = check_events(raw)
     handled = handled_event_keys(state, app_uuid, since)
-    good = checked.good[~checked.good["event_key"].isin(handled)].drop_duplicates("event_key")
-    bad = checked.bad[~checked.bad["event_key"].isin(handled)].drop_duplicates("event_key")
-    with state.begin() as conn:
-        append_frame(
-            conn,
-            "esputnik_message_events_rejected",
-            bad.assign(app_uuid=app_uuid, run_id=run_id, rejected_at=utc_now()),
+    counts: Counter[str] = Counter()
+    read_undated = previous is None or undated != previous.undated_rows
+    for chunk in events.chunks(since, sync_settings.events_chunk_rows, read_undated):
+        checked = check_events(chunk, latest)
+        counts["events_read"] += len(chunk)
+        counts.update(ingest_checked_events(state, app_uuid, run_id, checked, handled))
+        handled = forget_keys_before(handled, checked.keys())
+    next_from = _read_from(state, app_uuid, latest, grace)
+    ingest = EventsIngest(next_from, events.count_before(next_from), undated)
+    record_events_ingest(state, app_uuid, run_id, ingest, now)
+    if late > 0:
+        context.log.warning(
+            f"{late} message events landed dated before {since:%Y-%m-%d %H:%M}, "
+            "below the read window, and were not applied: raise SYNC_EVENTS_GRACE_HOURS if "
+            "eSputnik's statuses land that late"
         )
-    applied = apply_message_events(state, app_uuid, run_id, run_id, good)
-    rejected = bad["rejection"].str.split(":").str[0].value_counts().to_dict()
-    counts = {
-        "events_read": len(raw),
-        "events_new": len(good) + len(bad),
-        "events_processed": applied["processed"],
-        "events_rejected_malformed": int(rejected.get("malformed", 0)),
-        "events_rejected_unknown_status": int(rejected.get("unknown_status", 0)),
-        "events_rejected_unknown_token": applied["unknown_token"],
-        "tokens_removed_by_esputnik": applied["tokens_removed"],
-    }
-    context.log.info(", ".join(f"{k}={v}" for k, v in counts.items()))
+    counts.update(
+        events_late_unread=max(late, 0),
+        events_per_app=int(events.per_app),
+        **{f"purged_{table}": rows for table, rows in purged.items()},
+    )
+    figures = {key: int(counts[key]) for key in EVENT_FIGURES}
+    context.log.info(", ".join(f"{k}={v}" for k, v in figures.items()))
     return {
-        **counts,
-        "dagster/row_count": applied["processed"],
+        **figures,
+        "dagster/row_count": figures["events_processed"],
         "ingest_seconds": round(time.perf_counter() - started, 3),
-        "summary": MetadataValue.md(counts_table("Message events", counts)),
+        "summary": MetadataValue.md(counts_table("Message events", figures)),
     }
+
+
+EVENT_FIGURES = (
+    "events_read",
+    "events_new",
+    "events_processed",
+    "events_rejected_malformed",
+    "events_rejected_unknown_status",
+    "events_rejected_future",
+    "events_rejected_unknown_token",
+    "events_late_unread",
+    "tokens_removed_by_esputnik",
+    "events_per_app",
+    "purged_esputnik_sync_rejects",
+    "purged_esputnik_message_events_processed",
+    "purged_esputnik_message_events_rejected",
+    "purged_esputnik_token_quarantine",
+)
+
+
+def _read_from(state: Engine, app_uuid: str, latest: datetime, grace: timedelta) -> datetime:
+    """The handled cursor minus the grace period for late arrivals, or the beginning."""
+    cursor = events_cursor(state, app_uuid, latest)
+    return cursor - grace if cursor else EPOCH
 
 
 @asset(
@@ -201,19 +251,15 @@ def esputnik_delivery_metrics(
     )
     latest = daily.iloc[-1].to_dict() if not daily.empty else {}
     figures = {
-        key: (float(latest[key]) if pd.notna(latest.get(key)) else 0.0)
-        if key.endswith("rate")
-        else int(latest.get(key, 0))
+        key: _figure(latest.get(key), rate=key.endswith("rate"))
         for key in ("sent", "failed", "failed_forbidden", "clicked", "click_rate", "blocked_rate")
     }
-    recent = daily.tail(14).astype(str)
-    table = markdown_table(list(recent.columns), recent.to_numpy().tolist())
     return MaterializeResult(
         metadata={
             "day": str(latest.get("day", "")),
             **figures,
             "days": len(daily),
-            "last_14_days": table,
+            "last_14_days": delivery_days_table(daily.tail(14)),
         },
         check_results=[
             AssetCheckResult(
@@ -225,6 +271,14 @@ def esputnik_delivery_metrics(
             )
         ],
     )
+
+
+def _figure(value: object, rate: bool) -> MetadataValue | int | float:
+    """A day's figure as metadata: a rate without a denominator is null, not zero or an error."""
+    value = plain_value(value)
+    if rate:
+        return MetadataValue.null() if value is None else float(value)
+    return int(value or 0)
 
 
 delivery_assets = [esputnik_message_events_ingested, esputnik_delivery_metrics]

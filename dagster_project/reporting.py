@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from dagster_project.core.identifiers import mask_email, mask_phone
 from dagster_project.core.validation import REJECTS_PER_REASON
@@ -54,6 +54,42 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return MetadataValue.md("\n".join(lines))
+
+
+def plain_value(value: object) -> object:
+    """A metadata-ready Python value: None where pandas has a missing one (NaN, NA, NaT)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+DELIVERY_DAY_COLUMNS = {
+    "day": ("string", "UTC day the events occurred on"),
+    "sent": ("int", "SENT events"),
+    "failed": ("int", "FAILED events"),
+    "failed_forbidden": ("int", "FAILED with reason Forbidden (bot blocked)"),
+    "clicked": ("int", "CLICKED events"),
+    "click_rate": ("float", "clicked / sent; empty when nothing was sent"),
+    "blocked_rate": ("float", "failed_forbidden / sent; empty when nothing was sent"),
+}
+
+
+def delivery_days_table(daily: pd.DataFrame) -> MetadataValue:
+    """The per-day delivery figures as a typed table; a rate without a denominator stays empty
+    (a day with failures or clicks but nothing sent is real, not an error)."""
+    schema = TableSchema(
+        columns=[
+            TableColumn(name, kind, description)
+            for name, (kind, description) in DELIVERY_DAY_COLUMNS.items()
+        ]
+    )
+    records = [
+        TableRecord({name: plain_value(row[name]) for name in DELIVERY_DAY_COLUMNS})
+        for row in daily.to_dict("records")
+    ]
+    return MetadataValue.table(records, schema)
 
 
 def quarantine_sample(quarantined: list[tuple[str, str]]) -> MetadataValue:

@@ -7,6 +7,7 @@ import typing
 import uuid
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import phonenumbers
 import requests
@@ -125,7 +126,9 @@ class WarehouseResource(ConfigurableResource):
     def _engine(self, url: str, setting: str) -> Engine:
         if url not in self._engines:
             try:
-                engine = create_engine(url, pool_pre_ping=True)
+                # hide_parameters: a failed statement's message never carries row values
+                # (emails, phones) into logs, Failure messages or the alert.
+                engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
             except Exception as exc:
                 raise SettingError(f"{setting} is not a usable SQLAlchemy URL: {exc}") from None
             if engine.dialect.name == "sqlite":
@@ -178,6 +181,16 @@ class EsputnikResource(ConfigurableResource):
         "ESPUTNIK_REQUESTS_PER_SECOND", 0.0, description="0: no client-side limit"
     )
 
+    def __init__(self, **values: Any) -> None:
+        """``app_uuid`` is trimmed once, here: a secret mounted from a file often ends in a
+        newline, and the ledger, the events and the API must all see the same app. An
+        ``EnvVar`` (the variable's name) is left as it is; Dagster builds the resource again
+        with the variable's value when it runs."""
+        app_uuid = values.get("app_uuid")
+        if isinstance(app_uuid, str) and not isinstance(app_uuid, EnvVar):
+            values["app_uuid"] = app_uuid.strip()
+        super().__init__(**values)
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.check_settings()
 
@@ -186,7 +199,7 @@ class EsputnikResource(ConfigurableResource):
         if not self.api_key or not self.api_key.strip():
             raise SettingError("ESPUTNIK_API_KEY is empty")
         try:
-            uuid.UUID(self.app_uuid.strip())
+            uuid.UUID(self.app_uuid)
         except ValueError:
             raise SettingError(f"ESPUTNIK_APP_UUID={self.app_uuid!r} is not a UUID") from None
         if not self.base_url.startswith(("http://", "https://")):
@@ -209,7 +222,7 @@ class EsputnikResource(ConfigurableResource):
     def client(self) -> EsputnikClient:
         return EsputnikClient(
             base_url=self.base_url.rstrip("/"),
-            app_uuid=self.app_uuid.strip(),
+            app_uuid=self.app_uuid,
             api_key=self.api_key,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
@@ -288,6 +301,30 @@ class SyncSettings(ConfigurableResource):
     events_grace_hours: float = env_field(
         "SYNC_EVENTS_GRACE_HOURS", 48.0, description="how far behind the cursor to re-read"
     )
+    events_future_tolerance_minutes: float = env_field(
+        "SYNC_EVENTS_FUTURE_TOLERANCE_MINUTES",
+        10.0,
+        description="events dated further past now are refused (clock skew allowance)",
+        ge=0,
+    )
+    events_chunk_rows: int = env_field(
+        "SYNC_EVENTS_CHUNK_ROWS", 50_000, description="message events read at once", gt=0
+    )
+    events_retention_days: int = env_field(
+        "SYNC_EVENTS_RETENTION_DAYS",
+        90,
+        description="processed and refused message events kept",
+        gt=0,
+    )
+    rejects_retention_days: int = env_field(
+        "SYNC_REJECTS_RETENTION_DAYS", 90, description="rows of esputnik_sync_rejects kept", gt=0
+    )
+    quarantine_retention_days: int = env_field(
+        "SYNC_QUARANTINE_RETENTION_DAYS",
+        90,
+        description="a quarantined token is retried once its entry is this old",
+        gt=0,
+    )
     delivery_metrics_days: int = Field(default=35, gt=0)
     blocked_rate_jump_multiple: float = env_field(
         "SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0, description="of the 7-day average"
@@ -304,6 +341,14 @@ class SyncSettings(ConfigurableResource):
             )
         if self.mass_change_multiple <= 0:
             raise SettingError(f"SYNC_MASS_CHANGE_MULTIPLE={self.mass_change_multiple} must be > 0")
+        if self.events_retention_days < self.delivery_metrics_days or (
+            self.events_retention_days * 24 <= self.events_grace_hours
+        ):
+            raise SettingError(
+                f"SYNC_EVENTS_RETENTION_DAYS={self.events_retention_days} must cover the "
+                f"{self.delivery_metrics_days} days of delivery metrics and "
+                f"SYNC_EVENTS_GRACE_HOURS={self.events_grace_hours:g}"
+            )
 
     def default_region(self) -> str | None:
         """The ISO region for phone numbers without a country code, or None to refuse them."""
@@ -318,17 +363,36 @@ class SyncSettings(ConfigurableResource):
 
 
 class AlertWebhookResource(ConfigurableResource):
-    """Where failure alerts go: an incoming-webhook URL (Slack-compatible JSON)."""
+    """Where alerts go: an incoming-webhook URL (Slack-compatible JSON)."""
 
     url: str | None = env_field("SYNC_ALERT_WEBHOOK_URL", None, description="incoming webhook")
     timeout_seconds: float = 10.0
 
     def send(self, text: str) -> bool:
+        """Post the alert; a failure names the webhook's host only (its path is the secret)."""
         if not self.url:
             return False
-        response = requests.post(self.url, json={"text": text}, timeout=self.timeout_seconds)
-        response.raise_for_status()
+        try:
+            response = requests.post(self.url, json={"text": text}, timeout=self.timeout_seconds)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            status = getattr(exc.response, "status_code", None)
+            cause = f"HTTP {status}" if status else type(exc).__name__
+            raise AlertDeliveryError(
+                f"posting the alert to SYNC_ALERT_WEBHOOK_URL ({masked_url(self.url)}) failed: "
+                f"{cause}"
+            ) from None
         return True
+
+
+class AlertDeliveryError(RuntimeError):
+    """The webhook did not take the alert; the message holds no part of the secret URL."""
+
+
+def masked_url(url: str) -> str:
+    """Scheme and host of a URL, the rest hidden: a webhook URL's path and query are its key."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/***"
 
 
 def resources_from_env() -> dict[str, ConfigurableResource]:

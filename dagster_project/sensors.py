@@ -19,19 +19,22 @@ from dagster import (
     sensor,
 )
 
+from dagster_project.core.identifiers import redact_personal_data
 from dagster_project.core.state import mark_run_failed
 from dagster_project.freshness import FRESHNESS_HOURS
 from dagster_project.resources import AlertWebhookResource, WarehouseResource
 
 
 def failure_reason(context: RunFailureSensorContext) -> str:
-    """The failed steps' own messages, which name the setting or row involved."""
+    """The failed steps' own messages, which name the setting or row involved; personal data
+    quoted in them (emails, phones, raw bytes) is masked before it is stored or posted."""
     reasons = [
         f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
         for event in context.get_step_failure_events()
         if event.event_specific_data and event.event_specific_data.error
     ]
-    return "\n".join(reasons) or context.failure_event.message or "unknown reason"
+    reason = "\n".join(reasons) or context.failure_event.message or "unknown reason"
+    return redact_personal_data(reason)
 
 
 # No monitored_jobs: every job of this code location, including the implicit asset job that

@@ -170,3 +170,21 @@ def test_every_input_row_is_accounted_for():
     refused = result.rejects[result.rejects["outcome"] == "rejected"]
     assert len(result.accepted) + len(refused) == 40
     assert result.accepted["token"].is_unique
+
+
+def test_numeric_chat_ids_become_one_integer_token_and_others_are_refused():
+    phone = {"bot_phone": "0661112233"}
+    result = validate_batch(
+        raw_batch(
+            {"chat_id": "900000001.0"} | phone,
+            {"chat_id": 900000002.0} | phone,
+            {"chat_id": " -1001234567890 "} | phone,
+            {"chat_id": "12.5"} | phone,
+            {"chat_id": "abc"} | phone,
+            {"chat_id": "  "} | phone,
+        ),
+        "UA",
+    )
+    assert set(accepted_by_token(result)) == {"900000001", "900000002", "-1001234567890"}
+    assert reasons(result) == {4: "invalid_chat_id", 5: "invalid_chat_id", 6: "empty_token"}
+    assert result.reject_counts()["invalid_chat_id"] == 2

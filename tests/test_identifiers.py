@@ -1,10 +1,16 @@
 """Normalization of single identifiers, without Dagster."""
 
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from dagster_project.core.identifiers import (
+    decode_text,
     mask_email,
     mask_phone,
+    normalize_chat_id,
     normalize_contact_id,
     normalize_email,
     normalize_external_id,
@@ -34,7 +40,78 @@ def test_blank_token_is_refused(raw):
 
 
 def test_oversized_token_is_refused():
-    assert normalize_token("9" * 256).problem.startswith("token longer than")
+    assert normalize_token("9" * 256).problem == "chat id out of range"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("900000001", "900000001"),
+        (" 900000001 ", "900000001"),
+        ("900000001.0", "900000001"),  # SQLite: TRIM(900000001.0)
+        ("900000001.000", "900000001"),
+        (900000001.0, "900000001"),  # pandas: an integer column with a NULL
+        (np.float64(900000001.0), "900000001"),
+        (900000001, "900000001"),
+        (np.int64(900000001), "900000001"),  # PostgreSQL BIGINT through pandas
+        (Decimal("900000001"), "900000001"),  # PostgreSQL NUMERIC
+        (-1001234567890, "-1001234567890"),  # groups and channels are negative
+        ("-1001234567890.0", "-1001234567890"),
+        ("+42", "42"),
+        (b"900000001", "900000001"),
+        (2**63 - 1, str(2**63 - 1)),
+    ],
+)
+def test_integral_chat_ids_become_integer_text(raw, expected):
+    assert normalize_chat_id(raw) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (None, "empty token"),
+        (" ", "empty token"),
+        (float("nan"), "empty token"),
+        (pd.NA, "empty token"),
+        ("abc", "chat id is not an integer"),
+        ("12.5", "chat id is not an integer"),
+        (12.5, "chat id is not an integer"),
+        (Decimal("12.5"), "chat id is not an integer"),
+        (np.float32(1.5), "chat id is not an integer"),
+        ("9e8", "chat id is not an integer"),
+        ("1 2", "chat id is not an integer"),
+        ("\u0661\u0662\u0663", "chat id is not an integer"),  # non-ASCII digits
+        (float("inf"), "chat id is not an integer"),
+        (True, "chat id is a boolean, not an integer"),
+        (0, "chat id out of range"),
+        (2**63, "chat id out of range"),
+        ("9" * 30, "chat id out of range"),
+        (2.0**60, "chat id out of range"),  # past exact integers in a float
+        (b"\xff900", "chat id is not UTF-8 text (byte 1 of 4)"),
+        ("90\udcff", "chat id is not UTF-8 text (character 3 of 3)"),
+    ],
+)
+def test_other_chat_ids_are_refused_with_a_reason(raw, problem):
+    assert normalize_chat_id(raw) == (None, problem)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"olena@example.com", ("olena@example.com", None)),
+        (bytearray("Олена".encode()), ("Олена", None)),
+        (memoryview(b"abc"), ("abc", None)),
+        (b"ol\xe9na@example.com", (None, "not UTF-8 text (byte 3 of 17)")),
+        ("ol\udce9na", (None, "not UTF-8 text (character 3 of 5)")),  # surrogateescape
+        ("Олена", ("Олена", None)),
+        (None, (None, None)),
+        (42, (42, None)),
+    ],
+)
+def test_undecodable_values_become_none_with_a_reason_naming_no_value(raw, expected):
+    decoded = decode_text(raw)
+    assert decoded == expected
+    assert "ol" not in (decoded.problem or "")
 
 
 @pytest.mark.parametrize(

@@ -38,51 +38,53 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+# 9001 steady, 9002 late CRM link, 9003 no identifier yet, 9004 blocks and comes back,
+# 9005 lands late with an old subscription date.
 def test_the_next_night_pushes_what_only_a_full_run_used_to_find(warehouse_url, sandbox):
     engine = warehouse_engine(warehouse_url)
     create_message_events_table(engine)
     add_contacts(engine, {"customer_id": "C-OLD", "email": "old@example.com"})
     add_subscribers(
         engine,
-        {"chat_id": "steady", "customer_id": "C-OLD", "subscribed_at": "2024-05-01 09:00:00"},
+        {"chat_id": "9001", "customer_id": "C-OLD", "subscribed_at": "2024-05-01 09:00:00"},
         # its CRM contact lands later
-        {"chat_id": "late-link", "customer_id": "C-LATE", "subscribed_at": "2022-02-02 10:00:00"},
+        {"chat_id": "9002", "customer_id": "C-LATE", "subscribed_at": "2022-02-02 10:00:00"},
         # no identifier at all yet
-        {"chat_id": "no-id-yet", "subscribed_at": "2023-03-03 10:00:00"},
+        {"chat_id": "9003", "subscribed_at": "2023-03-03 10:00:00"},
         # will block the bot, then come back
-        {"chat_id": "comes-back", "phone": "0501110001", "subscribed_at": "2020-04-04 10:00:00"},
+        {"chat_id": "9004", "phone": "0501110001", "subscribed_at": "2020-04-04 10:00:00"},
     )
     resources = sync_resources(warehouse_url, sandbox, settings={"max_no_identifier_share": 0.9})
     first = run_nightly(resources)
     assert first.success
     assert check_passed(first, "message_status_ingest")
-    assert set(token_counts(sandbox)) == {"steady", "comes-back"}
+    assert set(token_counts(sandbox)) == {"9001", "9004"}
 
     # During the day: a late load, a late CRM link, an identifier added, and a subscriber who
     # blocked the bot (eSputnik reports Forbidden and drops the token) and came back.
     add_subscribers(
         engine,
-        {"chat_id": "late-row", "phone": "0501110002", "subscribed_at": "2021-01-15 08:00:00"},
+        {"chat_id": "9005", "phone": "0501110002", "subscribed_at": "2021-01-15 08:00:00"},
     )
     add_contacts(engine, {"customer_id": "C-LATE", "phone": "+380671110003"})
     now = datetime.now(UTC).replace(microsecond=0)
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE telegram_subscribers SET phone = '0501110004' WHERE chat_id = 'no-id-yet'")
+            text("UPDATE telegram_subscribers SET phone = '0501110004' WHERE chat_id = '9003'")
         )
         conn.execute(
             text(
                 "UPDATE telegram_subscribers SET status = 'active', status_changed_at = :at"
-                " WHERE chat_id = 'comes-back'"
+                " WHERE chat_id = '9004'"
             ),
             {"at": stamp(now + timedelta(hours=2))},
         )
     events = sandbox.state.send_message("SENT", occurred_at=stamp(now + timedelta(minutes=30)))
     events += sandbox.state.send_message(
-        "FAILED", "Forbidden", ["comes-back"], occurred_at=stamp(now + timedelta(hours=1))
+        "FAILED", "Forbidden", ["9004"], occurred_at=stamp(now + timedelta(hours=1))
     )
     land_message_events(engine, events)
-    assert "comes-back" not in {
+    assert "9004" not in {
         t["token"] for t in sandbox.state.snapshot()["tokens"] if not t.get("removed_at")
     }
 
@@ -91,15 +93,15 @@ def test_the_next_night_pushes_what_only_a_full_run_used_to_find(warehouse_url, 
     ingested = last_metadata(second, "esputnik_message_events_ingested")
     assert ingested["tokens_removed_by_esputnik"] == 1
     assert token_counts(sandbox) == {
-        "steady": 1,
-        "comes-back": 2,  # eSputnik dropped the first copy; the ledger keeps both pushes
-        "late-row": 1,
-        "late-link": 1,
-        "no-id-yet": 1,
+        "9001": 1,
+        "9004": 2,  # eSputnik dropped the first copy; the ledger keeps both pushes
+        "9005": 1,
+        "9002": 1,
+        "9003": 1,
     }
     sent = sent_identifiers(sandbox)
-    assert sent["late-link"] == {"externalCustomerId": "C-LATE", "phone": "380671110003"}
-    assert sent["no-id-yet"] == {"phone": "380501110004"}
+    assert sent["9002"] == {"externalCustomerId": "C-LATE", "phone": "380671110003"}
+    assert sent["9003"] == {"phone": "380501110004"}
     assert last_metadata(second, "esputnik_pushed_tokens")["tokens_pushed"] == 4
 
     third = run_nightly(resources)

@@ -69,7 +69,7 @@ def test_flood_of_new_tokens_is_blocked_until_overridden(sqlite_url, sandbox):
             engine,
             *[
                 {
-                    "chat_id": f"{night}-{n}",
+                    "chat_id": f"{night + 1}0{n}",
                     "phone": f"+38050000{night}{n:03d}",
                     "subscribed_at": "2026-01-05 10:00:00",
                 }
@@ -82,7 +82,7 @@ def test_flood_of_new_tokens_is_blocked_until_overridden(sqlite_url, sandbox):
         engine,
         *[
             {
-                "chat_id": f"r-{n}",
+                "chat_id": f"9{n:03d}",
                 "phone": f"+38067000{n:04d}",
                 "subscribed_at": "2026-01-06 10:00:00",
             }
@@ -108,14 +108,14 @@ def test_quarantine_check_fails_above_its_limit(sqlite_url, sandbox):
         engine,
         *[
             {
-                "chat_id": f"q{n}",
+                "chat_id": f"70{n}",
                 "phone": f"+3805000000{n:02d}",
                 "subscribed_at": "2026-01-05 10:00:00",
             }
             for n in range(6)
         ],
     )
-    sandbox.set_faults(reject_tokens=["q1", "q2", "q3"])
+    sandbox.set_faults(reject_tokens=["701", "702", "703"])
     result = run_sync(
         sync_resources(sqlite_url, sandbox, chunk_size=6, settings={"max_quarantined_tokens": 2})
     )
@@ -131,9 +131,9 @@ def test_nightly_schedule_requests_one_run_that_reconciles_everything(
     add_contacts(engine, {"customer_id": "C-1", "email": "a@example.com"})
     add_subscribers(
         engine,
-        {"chat_id": "recent", "customer_id": "C-1", "subscribed_at": "2026-10-30 10:00:00"},
-        {"chat_id": "today", "phone": "0501234567", "subscribed_at": "2026-11-25 01:00:00"},
-        {"chat_id": "years-old", "phone": "0501234568", "subscribed_at": "2019-03-26 23:00:00"},
+        {"chat_id": "501", "customer_id": "C-1", "subscribed_at": "2026-10-30 10:00:00"},
+        {"chat_id": "502", "phone": "0501234567", "subscribed_at": "2026-11-25 01:00:00"},
+        {"chat_id": "503", "phone": "0501234568", "subscribed_at": "2019-03-26 23:00:00"},
     )
     schedule = defs.resolve_schedule_def("esputnik_sync_nightly")
     assert schedule.default_status.value == "STOPPED"
@@ -163,7 +163,7 @@ def test_nightly_schedule_requests_one_run_that_reconciles_everything(
     job = reload(definitions).defs.resolve_job_def("esputnik_token_sync_job")
     result = job.execute_in_process(tags=request.tags, instance=DagsterInstance.ephemeral())
     assert result.success
-    assert set(token_counts(sandbox)) == {"recent", "today", "years-old"}
+    assert set(token_counts(sandbox)) == {"501", "502", "503"}  # 503 subscribed years ago
 
 
 class _Webhook(BaseHTTPRequestHandler):

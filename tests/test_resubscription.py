@@ -20,7 +20,7 @@ from tests.helpers import (
     warehouse_engine,
 )
 
-TOKENS = ["a", "b", "c", "d", "e", "f"]
+A, B, C, D, E, F = TOKENS = ["101", "102", "103", "104", "105", "106"]
 
 
 def stamp(moment: datetime) -> str:
@@ -49,21 +49,19 @@ def test_blocked_then_returned_subscribers_are_pushed_again_once(warehouse_url, 
     failed_at, returned_at = now + timedelta(minutes=1), now + timedelta(hours=1)
     state = sandbox.state
     events = state.send_message("SENT", occurred_at=stamp(now + timedelta(seconds=30)))
-    events += state.send_message(
-        "FAILED", "Forbidden", ["a", "b", "c"], occurred_at=stamp(failed_at)
-    )
-    events += state.send_message("CLICKED", tokens=["d"], occurred_at=stamp(failed_at))
-    assert set(live_tokens(sandbox)) == {"d", "e", "f"}  # eSputnik dropped a, b, c
+    events += state.send_message("FAILED", "Forbidden", [A, B, C], occurred_at=stamp(failed_at))
+    events += state.send_message("CLICKED", tokens=[D], occurred_at=stamp(failed_at))
+    assert set(live_tokens(sandbox)) == {D, E, F}  # eSputnik dropped a, b, c
     bad = [
         {
-            "token": "d",
+            "token": D,
             "message_id": "m-x",
             "status": "BOUNCED",
             "reason": None,
             "occurred_at": stamp(now),
         },
         {
-            "token": "zz",
+            "token": "999",
             "message_id": "m-x",
             "status": "SENT",
             "reason": None,
@@ -87,9 +85,9 @@ def test_blocked_then_returned_subscribers_are_pushed_again_once(warehouse_url, 
                 " WHERE chat_id = :token"
             ),
             [
-                {"status": "active", "at": stamp(returned_at), "token": "a"},
-                {"status": "active", "at": stamp(returned_at), "token": "b"},
-                {"status": "blocked", "at": stamp(now), "token": "c"},
+                {"status": "active", "at": stamp(returned_at), "token": A},
+                {"status": "active", "at": stamp(returned_at), "token": B},
+                {"status": "blocked", "at": stamp(now), "token": C},
             ],
         )
 
@@ -110,7 +108,7 @@ def test_blocked_then_returned_subscribers_are_pushed_again_once(warehouse_url, 
                 "SELECT token, removal_reason FROM esputnik_token_ledger WHERE removed_at IS NOT NULL"
             )
         ).all()
-    assert {r.token for r in removed} == {"a", "b", "c"}
+    assert {r.token for r in removed} == {A, B, C}
     assert all("removed_by_esputnik" in r.removal_reason for r in removed)
 
     again = run_delivery(resources)  # nothing is processed twice
@@ -119,12 +117,12 @@ def test_blocked_then_returned_subscribers_are_pushed_again_once(warehouse_url, 
     resync = run_sync(resources)
     assert resync.success
     assert last_metadata(resync, "esputnik_pushed_tokens")["tokens_pushed"] == 2
-    assert token_counts(sandbox) == Counter({"a": 2, "b": 2, "c": 1, "d": 1, "e": 1, "f": 1})
-    assert live_tokens(sandbox) == Counter(dict.fromkeys(["a", "b", "d", "e", "f"], 1))
+    assert token_counts(sandbox) == Counter({A: 2, B: 2, C: 1, D: 1, E: 1, F: 1})
+    assert live_tokens(sandbox) == Counter(dict.fromkeys([A, B, D, E, F], 1))
     with engine.connect() as conn:
         pushes = Counter(
             r[0] for r in conn.execute(text("SELECT token FROM esputnik_token_ledger"))
         )
-    assert pushes == Counter({"a": 2, "b": 2, "c": 1, "d": 1, "e": 1, "f": 1})  # history kept
+    assert pushes == Counter({A: 2, B: 2, C: 1, D: 1, E: 1, F: 1})  # history kept
 
     assert last_metadata(run_sync(resources), "esputnik_pushed_tokens")["tokens_pushed"] == 0

@@ -15,11 +15,11 @@ import pandas as pd
 
 from dagster_project.core.identifiers import (
     Normalized,
+    normalize_chat_id,
     normalize_contact_id,
     normalize_email,
     normalize_external_id,
     normalize_phone,
-    normalize_token,
 )
 from dagster_project.core.spread import apply_rule
 
@@ -28,11 +28,19 @@ Spread = Callable[[Callable[[object], Normalized], Sequence[object]], list[Norma
 
 # Why a row was not sent (outcome 'rejected').
 EMPTY_TOKEN = "empty_token"
+INVALID_CHAT_ID = "invalid_chat_id"
 BLOCKED = "blocked"
 UNKNOWN_STATUS = "unknown_status"
 NO_VALID_IDENTIFIER = "no_valid_identifier"
 DUPLICATE_TOKEN = "duplicate_token"
-REJECT_REASONS = (EMPTY_TOKEN, BLOCKED, UNKNOWN_STATUS, NO_VALID_IDENTIFIER, DUPLICATE_TOKEN)
+REJECT_REASONS = (
+    EMPTY_TOKEN,
+    INVALID_CHAT_ID,
+    BLOCKED,
+    UNKNOWN_STATUS,
+    NO_VALID_IDENTIFIER,
+    DUPLICATE_TOKEN,
+)
 
 # Why an identifier was left out of a payload that was still sent (outcome 'identifier_dropped').
 INVALID_CONTACT_ID = "invalid_contact_id"
@@ -139,7 +147,7 @@ def validate_batch(
     df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
     df["chat_id"] = raw["chat_id"].astype(object)
     df["customer_id"] = raw["subscriber_customer_id"].astype(object)
-    df["token"], token_problem = _normalize_column(raw["chat_id"].astype(object), normalize_token)
+    df["token"], token_problem = _normalize_column(raw["chat_id"].astype(object), normalize_chat_id)
     token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
     subscribed = _utc(raw["subscribed_at"])
     changed = _utc(raw["status_changed_at"])
@@ -148,7 +156,8 @@ def validate_batch(
 
     reason = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
-    reason[token_problem.notna()] = EMPTY_TOKEN
+    reason[token_problem.notna()] = INVALID_CHAT_ID
+    reason[token_problem == "empty token"] = EMPTY_TOKEN
     detail[token_problem.notna()] = token_problem[token_problem.notna()]
     unknown = reason.isna() & ~status.isin(["active", "blocked"])
     reason[unknown] = UNKNOWN_STATUS

@@ -6,12 +6,15 @@ Pure pandas; the SQL that applies events to the ledger lives in sql/apply_messag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
 STATUSES = ("SENT", "FAILED", "CLICKED")
 FORBIDDEN = "forbidden"
 EVENT_COLUMNS = ("token", "message_id", "status", "reason", "occurred_at")
+KEY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # UTC, always with microseconds
+FUTURE = "future"
 
 
 @dataclass(frozen=True)
@@ -19,20 +22,62 @@ class CheckedEvents:
     good: pd.DataFrame  # event_key + EVENT_COLUMNS, status upper-cased, occurred_at UTC-naive
     bad: pd.DataFrame  # event_key + EVENT_COLUMNS + rejection
 
+    def keys(self) -> pd.Series:
+        return pd.concat([self.good["event_key"], self.bad["event_key"]], ignore_index=True)
+
 
 def _text(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip()
 
 
+def _instants(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+
+
 def event_keys(events: pd.DataFrame) -> pd.Series:
-    """A stable key per event row: message, token, status and time as the source wrote them."""
+    """A stable key per event row: message, token, status and the time in one canonical form.
+
+    The time is UTC with microseconds whatever the driver returned (PostgreSQL datetimes, SQLite
+    text with or without fractions, offsets), so the same event keeps its key on every read. A
+    time that does not parse keeps its trimmed text, marked, so it never equals a real one.
+    """
     parts = [_text(events[c]).fillna("") for c in ("message_id", "token", "status")]
-    when = events["occurred_at"].astype("string").fillna("")
+    instants = _instants(events["occurred_at"])
+    raw = _text(events["occurred_at"])
+    when = instants.dt.strftime(KEY_TIME_FORMAT).astype("string")
+    when = when.where(instants.notna(), ("raw:" + raw).where(raw.notna() & (raw != ""), ""))
     return (parts[0] + "|" + parts[1] + "|" + parts[2].str.upper() + "|" + when).astype(object)
 
 
-def check_events(events: pd.DataFrame) -> CheckedEvents:
-    """Split events into usable ones and ones set aside with a reason; never raises on data."""
+def key_time(key: str) -> str:
+    """The canonical time part of an event key ('' for an event without a time)."""
+    return key.rsplit("|", 1)[-1]
+
+
+KEY_MEMORY = pd.Timedelta(days=1)  # beyond any disorder of offsets or formats in the source
+
+
+def forget_keys_before(handled: set[str], latest_keys: pd.Series) -> set[str]:
+    """``handled`` without keys timed over a day before the earliest of ``latest_keys``.
+
+    Events are read oldest first and a key holds its time, so a repeat can only come with the
+    same time: a long first ingest keeps a day of keys in memory, not the whole table's.
+    """
+    times = pd.to_datetime(latest_keys.map(key_time), errors="coerce", format=KEY_TIME_FORMAT)
+    if times.isna().all():
+        return handled
+    cutoff = (times.min() - KEY_MEMORY).strftime(KEY_TIME_FORMAT)
+    return {
+        key for key in handled if not ("0" <= key_time(key)[:1] <= "9") or key_time(key) >= cutoff
+    }
+
+
+def check_events(events: pd.DataFrame, latest: datetime | None = None) -> CheckedEvents:
+    """Split events into usable ones and ones set aside with a reason; never raises on data.
+
+    An event dated after ``latest`` (now plus a small tolerance, naive UTC) is refused: one row
+    dated 2099 would otherwise carry the cursor past every real event to come.
+    """
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise ValueError(
@@ -42,12 +87,15 @@ def check_events(events: pd.DataFrame) -> CheckedEvents:
     frame.insert(0, "event_key", event_keys(frame))
     token, message = _text(frame["token"]), _text(frame["message_id"])
     status = _text(frame["status"]).str.upper()
-    occurred = pd.to_datetime(frame["occurred_at"], utc=True, errors="coerce", format="mixed")
+    occurred = _instants(frame["occurred_at"])
 
     rejection = pd.Series(pd.NA, index=frame.index, dtype="string")
     rejection[occurred.isna()] = "malformed: occurred_at missing or not a timestamp"
     rejection[message.isna() | (message == "")] = "malformed: message_id missing"
     rejection[token.isna() | (token == "")] = "malformed: token missing"
+    if latest is not None:
+        future = rejection.isna() & (occurred.dt.tz_localize(None) > latest).fillna(False)
+        rejection[future] = f"{FUTURE}: occurred_at after {latest:%Y-%m-%d %H:%M} UTC"
     unknown = rejection.isna() & ~status.isin(STATUSES).fillna(False)
     rejection[unknown] = "unknown_status: " + frame.loc[unknown, "status"].astype("string").fillna(
         ""

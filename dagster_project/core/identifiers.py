@@ -33,14 +33,69 @@ def _blank(raw: object) -> bool:
     return isinstance(raw, float) and math.isnan(raw)
 
 
-def normalize_token(raw: object) -> Normalized:
-    """The Telegram chat id, trimmed; blank or oversized ids are refused."""
+# A Telegram chat id is a signed 64-bit integer; negative ids are groups and channels.
+_CHAT_ID_TEXT = re.compile(r"([+-]?[0-9]+)(?:\.0*)?")
+MAX_CHAT_ID = 2**63 - 1
+
+
+def decode_text(raw: object) -> Normalized:
+    """A CRM value as text, or None with a reason when its bytes are not UTF-8.
+
+    One undecodable byte in a CRM field must cost that field (or, for the chat id, that row),
+    never the run. Bytes come from drivers that do not decode (a PostgreSQL database in
+    SQL_ASCII); lone surrogates from reading with ``errors="surrogateescape"`` (SQLite). The
+    reason names the byte's position, never the value: it is personal data.
+    """
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            return Normalized(bytes(raw).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return Normalized(None, f"not UTF-8 text (byte {exc.start + 1} of {len(exc.object)})")
+    if isinstance(raw, str):
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return Normalized(None, f"not UTF-8 text (character {exc.start + 1} of {len(raw)})")
+    return Normalized(raw)  # type: ignore[arg-type]
+
+
+def normalize_chat_id(raw: object) -> Normalized:
+    """The token: a Telegram chat id as integer text ('-100123'), or None with a reason.
+
+    Chat ids arrive as text, integers, or floats (pandas turns an integer column with a NULL
+    into floats; SQLite's TRIM(900000001.0) is '900000001.0'): every integral form becomes the
+    same token, so the ledger and eSputnik never see '900000001.0'. Anything else is refused.
+    """
     if _blank(raw):
         return Normalized(None, "empty token")
-    token = str(raw).strip()
-    if len(token) > MAX_TOKEN_LENGTH:
-        return Normalized(None, f"token longer than {MAX_TOKEN_LENGTH} characters")
-    return Normalized(token)
+    decoded = decode_text(raw)
+    if decoded.problem:
+        return Normalized(None, f"chat id is {decoded.problem}")
+    raw = decoded.value
+    if isinstance(raw, bool):
+        return Normalized(None, "chat id is a boolean, not an integer")
+    if isinstance(raw, float) and not raw.is_integer():
+        return Normalized(None, "chat id is not an integer")
+    if isinstance(raw, float) and abs(raw) >= 2**53:  # beyond exact integers in a float
+        return Normalized(None, "chat id out of range")
+    if isinstance(raw, str):
+        match = _CHAT_ID_TEXT.fullmatch(raw.strip())
+        if match is None:
+            return Normalized(None, "chat id is not an integer")
+        raw = match.group(1)
+    try:
+        number = int(raw)  # ints, integral floats, numpy and Decimal values, checked text
+    except (TypeError, ValueError, OverflowError):
+        return Normalized(None, "chat id is not an integer")
+    if not isinstance(raw, str) and number != raw:  # Decimal('1.5'), numpy floats
+        return Normalized(None, "chat id is not an integer")
+    if abs(number) > MAX_CHAT_ID or number == 0:
+        return Normalized(None, "chat id out of range")
+    return Normalized(str(number))
+
+
+# The token is the normalized chat id; the older name stays for existing callers.
+normalize_token = normalize_chat_id
 
 
 def normalize_contact_id(raw: object) -> Normalized:
@@ -129,3 +184,27 @@ def mask_phone(phone: str) -> str:
     """Last three digits only, for logs and metadata."""
     digits = [c for c in phone if c.isdigit()]
     return "***" + "".join(digits[-3:]) if len(digits) > 3 else "***"
+
+
+_EMAIL_IN_TEXT = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+# Digit runs that may be phone numbers: nine or more digits, with the separators people write.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w-])\+?\d[\d ().-]{7,}\d(?![\w-])")
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BYTES_LITERAL = re.compile(r"""b(['"]).*?(?<!\\)\1""")
+_ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2})+|[\udc80-\udcff]+")
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if sum(c.isdigit() for c in text) < 9 or _DATE_LIKE.match(text):
+        return text
+    return mask_phone(text)
+
+
+def redact_personal_data(text: str) -> str:
+    """``text`` with emails, phone-like digit runs and raw bytes masked: error messages quote
+    the row that broke a statement, and they end up in alerts and the run history."""
+    text = _BYTES_LITERAL.sub("b'***'", text)
+    text = _ESCAPED_BYTES.sub("***", text)
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)
+    return _PHONE_IN_TEXT.sub(_mask_digits, text)

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 import pandas as pd
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.identifiers import MAX_TOKEN_LENGTH, normalize_token
+from dagster_project.core.identifiers import normalize_chat_id
 
 # Bump when validate_batch would decide differently on the same rows: every group is then
 # validated afresh once.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: the token is the chat id as integer text
 GROUP_COLUMNS = [c for c in RAW_COLUMNS if c != "source_row"]  # source_row differs per run
 SETTLED_COLUMNS = ("token", "group_hash")
 
@@ -30,11 +30,11 @@ def rules_key(default_region: str | None) -> str:
 
 
 def _token(raw: object) -> str:
-    """``normalize_token(raw).value or ""``; strings, nearly every value, skip the general path."""
-    if isinstance(raw, str):
-        token = raw.strip()
-        return token if len(token) <= MAX_TOKEN_LENGTH else ""
-    return normalize_token(raw).value or ""
+    """``normalize_chat_id(raw).value or ""``; plain digit strings, nearly every value, skip
+    the general path."""
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and raw[0] != "0" and len(raw) < 19:
+        return raw
+    return normalize_chat_id(raw).value or ""
 
 
 def tokens_of(chat_ids: pd.Series) -> pd.Series:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
 from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.events import FUTURE, CheckedEvents, event_keys
 from dagster_project.core.locks import advisory_key
 from dagster_project.core.settled import settled_pairs
 
@@ -562,19 +564,123 @@ def mark_run_failed(engine: Engine, batch_id: str, reason: str) -> int:
         return int(result.rowcount)
 
 
-def events_cursor(engine: Engine, app_uuid: str) -> datetime | None:
-    """Latest occurred_at already handled for the app (derived, so it can never drift)."""
+def events_cursor(engine: Engine, app_uuid: str, latest: datetime) -> datetime | None:
+    """Latest occurred_at already handled for the app, no later than ``latest`` (now plus the
+    tolerance): derived, so it can never drift, and a future-dated row cannot move it."""
+    params = {"app_uuid": app_uuid, "latest": db_timestamp(engine, latest)}
     with engine.connect() as conn:
-        value = conn.execute(text(load_sql("events_cursor.sql")), {"app_uuid": app_uuid}).scalar()
+        value = conn.execute(text(load_sql("events_cursor.sql")), params).scalar()
     if value is None:
         return None
     return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
 
 
 def handled_event_keys(engine: Engine, app_uuid: str, since: datetime) -> set[str]:
+    """Keys of the events handled from ``since`` on: as stored, and rebuilt from the stored
+    columns in today's canonical form (keys stored by older versions still match)."""
     params = {"app_uuid": app_uuid, "since": db_timestamp(engine, since)}
     with engine.connect() as conn:
-        return {row[0] for row in conn.execute(text(load_sql("handled_event_keys.sql")), params)}
+        handled = pd.read_sql(text(load_sql("handled_event_keys.sql")), conn, params=params)
+    keys = set(handled["event_key"])
+    dated = handled[handled["occurred_at"].notna()]
+    if len(dated):
+        keys |= set(event_keys(dated))
+    return keys
+
+
+@dataclass(frozen=True)
+class EventsIngest:
+    """What the previous ingest left for the next: where to read from, and the source's counts
+    then."""
+
+    next_from: datetime
+    rows_before_next_from: int
+    undated_rows: int
+
+
+def last_events_ingest(engine: Engine, app_uuid: str) -> EventsIngest | None:
+    with engine.connect() as conn:
+        row = conn.execute(text(load_sql("last_events_ingest.sql")), {"app_uuid": app_uuid}).first()
+    if row is None:
+        return None
+    next_from = pd.Timestamp(row.next_from).to_pydatetime().replace(tzinfo=None)
+    return EventsIngest(next_from, int(row.rows_before_next_from), int(row.undated_rows))
+
+
+def record_events_ingest(
+    engine: Engine, app_uuid: str, run_id: str, ingest: EventsIngest, now: datetime
+) -> None:
+    entry = {
+        "app_uuid": app_uuid,
+        "run_id": run_id,
+        "ingested_at": now,
+        "next_from": ingest.next_from,
+        "rows_before_next_from": ingest.rows_before_next_from,
+        "undated_rows": ingest.undated_rows,
+    }
+    with engine.begin() as conn:
+        append_frame(conn, "esputnik_events_ingests", pd.DataFrame([entry]))
+
+
+def ingest_checked_events(
+    engine: Engine, app_uuid: str, run_id: str, checked: CheckedEvents, handled: set[str]
+) -> dict[str, int]:
+    """Record the refusals and apply the events among ``checked`` not in ``handled``; their
+    keys join ``handled``. Counts by outcome; rejections by the word before their colon."""
+    good = checked.good[~checked.good["event_key"].isin(handled)].drop_duplicates("event_key")
+    bad = checked.bad[~checked.bad["event_key"].isin(handled)].drop_duplicates("event_key")
+    bad = bad[~bad["event_key"].isin(good["event_key"])]
+    with engine.begin() as conn:
+        append_frame(
+            conn,
+            "esputnik_message_events_rejected",
+            bad.assign(app_uuid=app_uuid, run_id=run_id, rejected_at=utc_now()),
+        )
+    applied = apply_message_events(engine, app_uuid, run_id, run_id, good)
+    handled.update(good["event_key"], bad["event_key"])
+    rejected = bad["rejection"].str.split(":").str[0].value_counts()
+    return {
+        "events_new": len(good) + len(bad),
+        "events_processed": applied["processed"],
+        "events_rejected_malformed": int(rejected.get("malformed", 0)),
+        "events_rejected_unknown_status": int(rejected.get("unknown_status", 0)),
+        "events_rejected_future": int(rejected.get(FUTURE, 0)),
+        "events_rejected_unknown_token": applied["unknown_token"],
+        "tokens_removed_by_esputnik": applied["tokens_removed"],
+    }
+
+
+def purge_expired(
+    engine: Engine,
+    app_uuid: str,
+    now: datetime,
+    *,
+    rejects_days: int,
+    events_days: int,
+    quarantine_days: int,
+    keep_events_from: datetime,
+) -> dict[str, int]:
+    """Delete what is past its retention: refused rows of the sync, handled message events
+    (never at or after ``keep_events_from``, the next read's start), quarantined tokens (retried
+    once forgotten) and old ingest records. The ledger is kept forever. Rows deleted per table."""
+    params = {
+        "app_uuid": app_uuid,
+        "rejects_before": db_timestamp(engine, now - timedelta(days=rejects_days)),
+        "events_before": db_timestamp(engine, now - timedelta(days=events_days)),
+        "quarantine_before": db_timestamp(engine, now - timedelta(days=quarantine_days)),
+        "keep_events_from": db_timestamp(engine, keep_events_from),
+    }
+    tables = (
+        "esputnik_sync_rejects",
+        "esputnik_message_events_processed",
+        "esputnik_message_events_rejected",
+        "esputnik_token_quarantine",
+        "esputnik_events_ingests",
+    )
+    with engine.begin() as conn:
+        statements = split_statements(load_sql("purge_expired.sql"))
+        deleted = [conn.execute(text(statement), params).rowcount for statement in statements]
+    return dict(zip(tables, deleted, strict=True))
 
 
 def apply_message_events(

@@ -1,6 +1,7 @@
--- Keys of events already handled inside the re-read window (or without a timestamp).
-SELECT event_key FROM esputnik_message_events_processed
+-- Events already handled inside the re-read window (or without a timestamp): their keys, and
+-- what the key is built from, so keys written in an older form still match.
+SELECT event_key, token, message_id, status, occurred_at FROM esputnik_message_events_processed
 WHERE app_uuid = :app_uuid AND occurred_at >= :since
-UNION
-SELECT event_key FROM esputnik_message_events_rejected
+UNION ALL
+SELECT event_key, token, message_id, status, occurred_at FROM esputnik_message_events_rejected
 WHERE app_uuid = :app_uuid AND (occurred_at >= :since OR occurred_at IS NULL)

@@ -205,3 +205,22 @@ CREATE TABLE IF NOT EXISTS esputnik_delivery_daily (
     blocked_rate DOUBLE PRECISION,
     computed_at TIMESTAMP NOT NULL
 );
+
+-- One row per message-event ingest: where the next one reads from and how many source rows lay
+-- before that point then (rows landing later below it were never read: they are counted), and
+-- how many source rows had no time (read again only when that number changes).
+CREATE TABLE IF NOT EXISTS esputnik_events_ingests (
+    app_uuid TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    ingested_at TIMESTAMP NOT NULL,
+    next_from TIMESTAMP NOT NULL,
+    rows_before_next_from BIGINT NOT NULL,
+    undated_rows BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_esputnik_events_ingests_app
+    ON esputnik_events_ingests (app_uuid, ingested_at);
+
+-- Retention (purge_expired) deletes by these times.
+CREATE INDEX IF NOT EXISTS ix_esputnik_sync_rejects_recorded ON esputnik_sync_rejects (recorded_at);
+CREATE INDEX IF NOT EXISTS ix_esputnik_token_quarantine_at
+    ON esputnik_token_quarantine (app_uuid, quarantined_at);
