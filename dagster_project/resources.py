@@ -172,7 +172,12 @@ class EsputnikResource(ConfigurableResource):
     base_url: str = env_field("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL)
     chunk_size: int = env_field("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)
     connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 60.0
+    read_timeout_seconds: float = env_field(
+        "ESPUTNIK_READ_TIMEOUT_SECONDS",
+        60.0,
+        description="wait for an answer; past it the chunk may be stored and is sent once more",
+        gt=0,
+    )
     max_retries: int = env_field("ESPUTNIK_MAX_RETRIES", 5, description="per request")
     backoff_seconds: float = env_field("ESPUTNIK_BACKOFF_SECONDS", 1.0)
     backoff_max_seconds: float = env_field("ESPUTNIK_BACKOFF_MAX_SECONDS", 60.0)
@@ -282,6 +287,27 @@ class SyncSettings(ConfigurableResource):
     mass_change_lookback_runs: int = Field(default=14, gt=0)
     allow_mass_change: bool = env_field(
         "SYNC_ALLOW_MASS_CHANGE", False, description="let a deliberate flood through"
+    )
+    max_refused_share: float = env_field(
+        "SYNC_MAX_REFUSED_SHARE",
+        0.5,
+        description="of the tokens sent in a run refused by eSputnik, before the push stops",
+        ge=0,
+        le=1,
+    )
+    refused_min_tokens: int = env_field(
+        "SYNC_REFUSED_MIN_TOKENS",
+        100,
+        description="tokens sent before SYNC_MAX_REFUSED_SHARE applies",
+        gt=0,
+    )
+    journal_dir: str | None = env_field(
+        "SYNC_JOURNAL_DIR",
+        None,
+        description=(
+            "for chunks eSputnik accepted that the ledger could not take; default: beside a "
+            "SQLite state database, else ./.demo"
+        ),
     )
     max_quarantined_tokens: int = env_field(
         "SYNC_MAX_QUARANTINED_TOKENS", 50, description="in one run before the check fails"

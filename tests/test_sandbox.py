@@ -87,3 +87,10 @@ def test_state_endpoint_reports_what_it_holds(sandbox):
     state = requests.get(sandbox.base_url.replace("/api", "/_sandbox/state"), timeout=5).json()
     assert [t["token"] for t in state["tokens"]] == ["z"]
     assert state["contacts"][0]["externalCustomerId"] == "C-1"
+
+
+def test_an_empty_token_list_with_a_valid_key_stores_nothing_and_is_not_refused(sandbox):
+    response = post(sandbox, {"tokens": []})
+    assert response.status_code == 200
+    assert sandbox.state.snapshot()["tokens"] == []
+    assert post(sandbox, {"tokens": []}, key="wrong").status_code == 401

@@ -7,7 +7,13 @@ import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError
 
 from dagster_project.definitions import defs
-from dagster_project.resources import EsputnikResource, WarehouseResource, resources_from_env
+from dagster_project.resources import (
+    EsputnikResource,
+    SyncSettings,
+    WarehouseResource,
+    from_env,
+    resources_from_env,
+)
 from tests.helpers import (
     API_KEY,
     APP_UUID,
@@ -133,3 +139,10 @@ def test_every_setting_read_from_the_environment_is_documented():
     }
     assert len(variables) > 20
     assert variables - documented == set()
+
+
+def test_push_safety_settings_are_read_from_the_environment(env):
+    env.setenv("ESPUTNIK_READ_TIMEOUT_SECONDS", "12.5")
+    env.setenv("SYNC_MAX_REFUSED_SHARE", "0.2")
+    assert from_env(EsputnikResource).read_timeout_seconds == 12.5
+    assert from_env(SyncSettings).max_refused_share == 0.2

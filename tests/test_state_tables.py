@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from dagster_project.core.state import (
+    StateSchemaError,
     _compact,
     append_frame,
     ensure_state_schema,
@@ -29,9 +31,11 @@ APP = "app-1"
 
 
 def test_counts_only_this_batchs_tokens_held_live_twice(warehouse_url):
+    """On a ledger written without the unique index (the only place duplicates can be)."""
     engine = create_engine(warehouse_url)
     ensure_state_schema(engine)
     with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ux_esputnik_token_ledger_live"))
         conn.execute(
             text(
                 "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
@@ -118,7 +122,65 @@ def test_state_schema_replaces_the_older_ledger_index(warehouse_url):
         index["name"]: index["column_names"]
         for index in inspect(engine).get_indexes("esputnik_token_ledger")
     }
-    assert indexes == {"ix_esputnik_token_ledger_live": ["token", "app_uuid", "removed_at"]}
+    assert indexes == {
+        "ix_esputnik_token_ledger_live": ["token", "app_uuid", "removed_at"],
+        "ux_esputnik_token_ledger_live": ["app_uuid", "token"],
+    }
+    engine.dispose()
+
+
+def insert_ledger(conn, *rows: dict) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO esputnik_token_ledger (app_uuid, token, pushed_at, run_id, chunk_no,"
+            " removed_at) VALUES (:app, :token, '2026-01-05 10:00:00', 'r', 1, :removed_at)"
+        ),
+        [{"app": APP, "removed_at": None} | row for row in rows],
+    )
+
+
+def test_the_database_refuses_a_second_live_row_per_token(warehouse_url):
+    engine = create_engine(warehouse_url)
+    ensure_state_schema(engine)
+    with engine.begin() as conn:
+        insert_ledger(
+            conn,
+            {"token": "t1", "removed_at": "2026-01-06 10:00:00"},
+            {"token": "t1"},  # pushed again after eSputnik dropped it: allowed
+            {"token": "t1", "app": "app-2"},  # another app: allowed
+        )
+        conn.execute(
+            text(
+                "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
+                " VALUES ('b1', 1, 't1', ''), ('b2', 1, 't1', '')"
+            )
+        )
+    for statement in (
+        "INSERT INTO esputnik_token_ledger (app_uuid, token, pushed_at, run_id, chunk_no)"
+        " VALUES ('app-1', 't1', '2026-01-07 10:00:00', 'r2', 1)",
+        "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
+        " VALUES ('b1', 2, 't1', '')",
+    ):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def test_an_older_ledger_with_duplicates_stops_the_migration_naming_the_count(warehouse_url):
+    engine = create_engine(warehouse_url)
+    ensure_state_schema(engine)
+    with engine.begin() as conn:  # a ledger as older versions left it: no unique index
+        conn.execute(text("DROP INDEX ux_esputnik_token_ledger_live"))
+        insert_ledger(conn, {"token": "t1"}, {"token": "t1"}, {"token": "t2"}, {"token": "t2"})
+    with pytest.raises(StateSchemaError, match="esputnik_token_ledger holds 2 tokens more"):
+        ensure_state_schema(engine)
+    with engine.begin() as conn:  # one row kept per token: the index is built
+        conn.execute(text("DELETE FROM esputnik_token_ledger WHERE token = 't2'"))
+        conn.execute(text("DELETE FROM esputnik_token_ledger WHERE token = 't1'"))
+        insert_ledger(conn, {"token": "t1"})
+    ensure_state_schema(engine)
+    names = {i["name"] for i in inspect(engine).get_indexes("esputnik_token_ledger")}
+    assert "ux_esputnik_token_ledger_live" in names
     engine.dispose()
 
 

@@ -1,14 +1,16 @@
 """HTTP client for eSputnik's `POST /v1/apps/{app_uuid}/tokens`.
 
-Transient failures (429 honouring Retry-After, 5xx, resets, timeouts) are retried by urllib3's
-``Retry`` with exponential backoff and jitter, at most ``max_retries`` times a request and never
-waiting longer than ``backoff_max`` at once; account errors (401/403/404) stop at once, since
-retrying a wrong key or app uuid only hammers the API.
+eSputnik stores every token it is sent, so a retry is only free where eSputnik certainly stored
+nothing: connection errors (the request never left), 429 and 503 (refused before any work,
+``Retry-After`` honoured). urllib3's ``Retry`` retries those, with exponential backoff and
+jitter, at most ``max_retries`` times a request. Every other failed outcome may have stored the
+chunk (a read timeout, a connection dropped after the request went out, 500/502/504): the client
+reports it as ``EsputnikAmbiguousError`` and leaves the decision to resend to the push, which
+keeps count per token. Account errors (401/403/404) stop at once, since retrying a wrong key or
+app uuid only hammers the API.
 
-Retrying a POST is safe except after a read timeout or a dropped response: eSputnik may have
-stored the chunk already, and a token sent again is stored again. That one chunk is the only
-duplicate the sync can cause; waiting for it instead would lose the whole run. The API key travels only in the Authorization header and is
-never part of a message, exception or repr.
+The API key travels only in the Authorization header, and a ``user:pass@`` part of the base URL
+is masked, so neither is ever part of a message, exception or repr.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 DEFAULT_BASE_URL = "https://esputnik.com/api"
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Answers that say eSputnik did no work: retried by urllib3 without limit on the copies made.
+RETRY_STATUSES = (429, 503)
+ACCOUNT_STATUSES = (401, 403, 404)
 PAYLOAD_KEYS = {
     "contact_id": "contactId",
     "external_customer_id": "externalCustomerId",
@@ -48,25 +54,32 @@ class EsputnikRejectedError(EsputnikError):
 
 
 class EsputnikUnavailableError(EsputnikError):
-    """Retries spent on 429/5xx or network failures; the chunk may be sent again later."""
+    """Retries spent on 429/503 or connection errors: eSputnik stored none of the chunk."""
+
+
+class EsputnikAmbiguousError(EsputnikError):
+    """No usable answer after the request went out: eSputnik may have stored the chunk."""
 
 
 class EsputnikTooLargeError(EsputnikError):
     """413: the body is over eSputnik's size limit; a smaller chunk may pass."""
 
 
-class _BoundedRetry(Retry):
-    """urllib3's Retry with ``Retry-After`` capped, so one answer cannot stall a run for hours."""
+def mask_url(url: str) -> str:
+    """``url`` with any ``user:pass@`` replaced by ``***@``, for messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
-    retry_after_max: float = 60.0
 
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.retry_after_max)
-
-    def new(self, **kw):  # keep the cap on the copies urllib3 makes per attempt
-        retry = super().new(**kw)
-        retry.retry_after_max = self.retry_after_max
-        return retry
+def _never_arrived(exc: requests.RequestException) -> bool:
+    """True when the request certainly did not reach eSputnik: urllib3 gave up on connecting
+    (read errors are re-raised as they happen, never wrapped in ``MaxRetryError``)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.InvalidURL):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, MaxRetryError)
 
 
 def token_payload(row: Mapping[str, object]) -> dict[str, object]:
@@ -96,21 +109,22 @@ class EsputnikClient:
 
     def __post_init__(self) -> None:
         self.url = f"{self.base_url.rstrip('/')}/v1/apps/{self.app_uuid}/tokens"
-        retry = _BoundedRetry(
+        self.shown_url = mask_url(self.url)
+        retry = Retry(
             total=self.max_retries,
             connect=self.max_retries,
-            read=self.max_retries,
+            read=False,  # the request went out: eSputnik may have stored it (the push decides)
             status=self.max_retries,
             other=0,
-            allowed_methods=None,  # POST too: a chunk is only recorded once accepted
+            allowed_methods=None,  # POST too, for the statuses below: they store nothing
             status_forcelist=RETRY_STATUSES,
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
             backoff_jitter=self.backoff_factor / 2,
             respect_retry_after_header=True,
+            retry_after_max=max(1, round(self.backoff_max)),  # one answer cannot stall a run
             raise_on_status=False,
         )
-        retry.retry_after_max = self.backoff_max
         self.session = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=self.pool_size)
         self.session.mount("http://", adapter)
@@ -120,23 +134,35 @@ class EsputnikClient:
 
     def post_tokens(self, tokens: Sequence[Mapping[str, object]]) -> int:
         """Send one chunk; return the HTTP status on success, raise a typed error otherwise."""
-        body = json.dumps({"tokens": list(tokens)}, ensure_ascii=False, separators=(",", ":"))
+        return self._check(self._post(list(tokens)))
+
+    def check_access(self) -> int:
+        """Prove the key and app uuid before any work, with a body that cannot store anything
+        (an empty ``tokens`` list): 401/403/404 raise ``EsputnikSettingsError`` naming the
+        setting; any other answer means the account and app are there. Returns the status."""
+        response = self._post([])
+        if response.status_code in ACCOUNT_STATUSES:
+            self._check(response)
+        return response.status_code
+
+    def _post(self, tokens: list[Mapping[str, object]]) -> requests.Response:
+        body = json.dumps({"tokens": tokens}, ensure_ascii=False, separators=(",", ":"))
         try:
-            response = self.session.post(
+            return self.session.post(
                 self.url,
                 data=body.encode("utf-8"),
                 timeout=(self.connect_timeout, self.read_timeout),
             )
-        except requests.exceptions.RetryError as exc:
-            raise EsputnikUnavailableError(
-                f"eSputnik at {self.url} kept answering 429/5xx after {self.max_retries} retries"
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            raise EsputnikUnavailableError(
-                f"eSputnik at {self.url} unreachable after {self.max_retries} retries: "
-                f"{type(exc).__name__}"
-            ) from exc
-        return self._check(response)
+            if _never_arrived(exc):
+                raise EsputnikUnavailableError(
+                    f"eSputnik at {self.shown_url} unreachable after {self.max_retries} "
+                    f"retries: {type(exc).__name__}"
+                ) from None
+            raise EsputnikAmbiguousError(
+                f"eSputnik at {self.shown_url} gave no answer after the request went out "
+                f"({type(exc).__name__}); it may have stored the chunk"
+            ) from None
 
     def _check(self, response: requests.Response) -> int:
         status = response.status_code
@@ -145,19 +171,31 @@ class EsputnikClient:
         reason = response.text.strip()[:500] or response.reason or ""
         if status in (401, 403):
             raise EsputnikSettingsError(
-                f"eSputnik refused the credentials ({status} {reason!r}) at {self.url}: "
+                f"eSputnik refused the credentials ({status} {reason!r}) at {self.shown_url}: "
                 "check ESPUTNIK_API_KEY and that the key's account owns ESPUTNIK_APP_UUID"
             )
         if status == 404:
             raise EsputnikSettingsError(
-                f"eSputnik answered 404 ({reason!r}) for {self.url}: check ESPUTNIK_APP_UUID "
-                "and ESPUTNIK_BASE_URL"
+                f"eSputnik answered 404 ({reason!r}) for {self.shown_url}: check "
+                "ESPUTNIK_APP_UUID and ESPUTNIK_BASE_URL"
             )
         if status == 400:
             raise EsputnikRejectedError(f"eSputnik rejected the chunk (400): {reason}", reason)
         if status == 413:
             raise EsputnikTooLargeError(f"eSputnik refused the body as too large (413): {reason}")
-        raise EsputnikUnavailableError(f"eSputnik answered {status} at {self.url}: {reason}")
+        if status >= 500 and status not in RETRY_STATUSES:
+            raise EsputnikAmbiguousError(
+                f"eSputnik answered {status} at {self.shown_url}: {reason}; it may have stored "
+                "the chunk"
+            )
+        raise EsputnikUnavailableError(
+            f"eSputnik answered {status} at {self.shown_url}"
+            + (f" after {self.max_retries} retries" if status in RETRY_STATUSES else "")
+            + f": {reason}"
+        )
 
     def close(self) -> None:
         self.session.close()
+
+    def __repr__(self) -> str:
+        return f"EsputnikClient(url={self.shown_url!r})"

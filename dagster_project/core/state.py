@@ -66,11 +66,12 @@ def raw_row_pushed(row: str) -> str:
 
 def valid_row_sql(name: str, row: str) -> str:
     """``sql/<name>`` over normalized rows aliased ``row`` (token, last_event_at, fingerprint),
-    with the ledger and quarantine fragments filled in."""
+    with the ledger, quarantine and in-doubt fragments filled in."""
     return render_sql(
         name,
         ledger_holds_live=ledger_holds_live(f"{row}.token", f"{row}.last_event_at"),
         quarantined_as_is=render_sql("quarantined_as_is.sql", row=row),
+        in_doubt=render_sql("in_doubt.sql", row=row),
     )
 
 
@@ -89,6 +90,16 @@ ADDED_COLUMNS = (
     ("esputnik_sync_runs", "scope", "TEXT"),
     ("esputnik_sync_runs", "changed_since", "TIMESTAMP"),
 )
+# Unique indexes added after their table's first release: (index, table, sql file holding the
+# duplicate count and the CREATE statement). Built once; existing duplicates stop the run.
+UNIQUE_INDEXES = (
+    ("ux_esputnik_token_ledger_live", "esputnik_token_ledger", "unique_ledger_live.sql"),
+    ("ux_esputnik_stage_new_token", "esputnik_stage_new", "unique_stage_new.sql"),
+)
+
+
+class StateSchemaError(RuntimeError):
+    """The state tables hold data this version cannot take as it is; the message says what."""
 
 
 def ensure_state_schema(engine: Engine) -> None:
@@ -105,6 +116,18 @@ def ensure_state_schema(engine: Engine) -> None:
             present = {c["name"] for c in inspect(conn).get_columns(table)}
             if column not in present:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+        for index, table, script in UNIQUE_INDEXES:
+            if index in {i["name"] for i in inspect(conn).get_indexes(table)}:
+                continue
+            count_duplicates, create = split_statements(load_sql(script))
+            duplicated = int(conn.execute(text(count_duplicates)).scalar_one())
+            if duplicated:
+                raise StateSchemaError(
+                    f"{table} holds {duplicated:,} tokens more than once where one row is "
+                    f"allowed ({script}), so the unique index {index} cannot be built; keep one "
+                    "row per token, then run again"
+                )
+            conn.execute(text(create))
 
 
 def utc_now() -> datetime:
@@ -333,6 +356,17 @@ def recent_new_tokens(engine: Engine, app_uuid: str, batch_id: str, runs: int) -
         return [int(r[0]) for r in conn.execute(text(load_sql("recent_new_tokens.sql")), params)]
 
 
+# The asset-facing description of the ledger_no_duplicates check: what it can and cannot see.
+LEDGER_CHECK_DESCRIPTION = (
+    "Counts the tokens this run set out to send that the ledger holds live more than once for "
+    "the app. The unique index ux_esputnik_token_ledger_live already refuses such a row, so "
+    "this check can only fail on a ledger written without the index. It cannot see copies "
+    "eSputnik holds that the ledger does not record: a chunk resent after an answer was lost "
+    "(at most two copies of a token; those still unresolved are counted as tokens in doubt), "
+    "or a chunk in flight when a run was killed."
+)
+
+
 def ledger_duplicates(engine: Engine, app_uuid: str, batch_id: str) -> int:
     """Tokens of the batch recorded live more than once for the app: should always be zero."""
     with engine.connect() as conn:
@@ -360,7 +394,8 @@ def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reas
 
 
 def count_pending(engine: Engine, batch_id: str, app_uuid: str) -> int:
-    """How many rows ``pending_chunks`` will yield (read under the same push lock)."""
+    """How many rows ``pending_chunks`` will yield (read under the same push lock), tokens in
+    doubt left out."""
     query = text(f"SELECT COUNT(*) FROM ({valid_row_sql('pending_tokens.sql', 'n')}) pending")
     with engine.connect() as conn:
         params = {"batch_id": batch_id, "app_uuid": app_uuid}
@@ -370,25 +405,28 @@ def count_pending(engine: Engine, batch_id: str, app_uuid: str) -> int:
 def pending_chunks(
     engine: Engine, batch_id: str, app_uuid: str, chunk_size: int
 ) -> Iterator[list[dict]]:
-    """The batch's rows still absent from the ledger, ``chunk_size`` at a time.
+    """The batch's rows still absent from the ledger, ``chunk_size`` at a time, in token order.
 
-    Streamed from one statement (one snapshot), so memory holds the chunks in flight rather
-    than the whole batch; close the iterator to release its connection early.
+    Each chunk is a keyed page (tokens after the last one read), a short statement of its own:
+    a server-side cursor over the whole push held a PostgreSQL transaction open for hours. The
+    token is the key because it is unique in a batch (ux_esputnik_stage_new_token); a page read
+    later sees what the ledger gained meanwhile.
     """
-    query = valid_row_sql("pending_tokens.sql", "n")
-    params = {"batch_id": batch_id, "app_uuid": app_uuid}
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            with sqlite_cursor(conn, query, params) as cursor:
-                names = [column[0] for column in cursor.description]
-                while rows := cursor.fetchmany(chunk_size):
-                    yield [dict(zip(names, row, strict=True)) for row in rows]
+    query = render_sql("pending_page.sql", pending=valid_row_sql("pending_tokens.sql", "n"))
+    params: dict[str, object] = {"batch_id": batch_id, "app_uuid": app_uuid, "after": ""}
+    params["page_size"] = chunk_size
+    while True:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                with sqlite_cursor(conn, query, params) as cursor:
+                    names = [column[0] for column in cursor.description]
+                    page = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            else:
+                page = [dict(row) for row in conn.execute(text(query), params).mappings()]
+        if not page:
             return
-        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-            text(query), params
-        )
-        for part in result.mappings().partitions(chunk_size):
-            yield [dict(row) for row in part]
+        yield page
+        params["after"] = page[-1]["token"]
 
 
 LEDGER = "esputnik_token_ledger"
@@ -429,17 +467,31 @@ def ledger_rows(app_uuid: str, run_id: str, chunk_no: int, rows: Sequence[dict])
     ]
 
 
-def record_chunk(engine: Engine, ledger: list[dict]) -> None:
-    """Write one accepted chunk to the ledger in its own transaction.
+def record_chunk(
+    engine: Engine,
+    ledger: list[dict],
+    resolved: Sequence[str] = (),
+    pushed_at: datetime | None = None,
+) -> None:
+    """Write one accepted chunk to the ledger in its own transaction, with the in-doubt rows
+    of its ``resolved`` tokens (sent again after a lost answer) removed in the same one.
 
     The push waits for this before its next request, hence ``_write_tuples``: on psycopg 3 its
     COPY took a third of the time of an executemany of 1,000 rows, commit included.
     """
-    now = utc_now()
-    pushed_at = now.isoformat(sep=" ") if engine.dialect.name == "sqlite" else now
-    rows = [tuple((row | {"pushed_at": pushed_at})[c] for c in LEDGER_COLUMNS) for row in ledger]
+    moment = pushed_at or utc_now()
+    stamp = moment.isoformat(sep=" ") if engine.dialect.name == "sqlite" else moment
+    rows = [tuple((row | {"pushed_at": stamp})[c] for c in LEDGER_COLUMNS) for row in ledger]
     with engine.begin() as conn:
         _write_tuples(conn, LEDGER, LEDGER_COLUMNS, rows)
+        if resolved and ledger:  # the rows go with the ledger rows: same transaction
+            conn.execute(
+                text(
+                    "DELETE FROM esputnik_token_in_doubt"
+                    " WHERE app_uuid = :app_uuid AND token = :token"
+                ),
+                [{"app_uuid": ledger[0]["app_uuid"], "token": token} for token in resolved],
+            )
 
 
 def purge_stale_batches(engine: Engine, older_than: datetime) -> None:

@@ -14,6 +14,11 @@ Set with ``POST /_sandbox/faults`` (JSON body, every field optional) or ``--faul
   still stored, as a slow eSputnik would;
 - ``reject_tokens``: tokens answered with 400 and a reason, wherever they appear in a body;
 - ``max_body_bytes``: bodies above this size get 413;
+- ``sequence``: outcomes of the next token requests, one entry each, before any other switch:
+  ``"ok"`` (handled normally), ``"drop"`` (closed before storing), a status such as ``"503"``
+  (answered without storing), ``"store-drop"`` (stored, then closed without an answer) or
+  ``"store-502"`` (stored, then answered with that status): the answers a client cannot tell
+  from a failure;
 - ``seed``: makes the random draws repeatable.
 """
 
@@ -38,6 +43,7 @@ class Faults:
     latency_first: int | None = None
     reject_tokens: list[str] = field(default_factory=list)
     max_body_bytes: int | None = None
+    sequence: list[str] = field(default_factory=list)
     seed: int | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -49,6 +55,12 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault switches {sorted(unknown)}; known: {sorted(known)}")
         faults = cls(**values)
+        for outcome in faults.sequence:
+            after_store = outcome.removeprefix("store-")
+            if outcome not in ("ok", "drop") and not (
+                after_store.isdigit() or after_store == "drop"
+            ):
+                raise ValueError(f"unknown outcome {outcome!r} in sequence")
         faults._rng = random.Random(faults.seed)
         return faults
 
@@ -65,6 +77,11 @@ class Faults:
                 self.fail_first -= 1
             slow = self.latency_first is None or self._seen <= self.latency_first
             return forced, self.latency_seconds if slow else 0.0
+
+    def next_outcome(self) -> str:
+        """The next ``sequence`` entry, or ``"ok"`` once it is spent."""
+        with self._lock:
+            return self.sequence.pop(0) if self.sequence else "ok"
 
     def draw(self, rate: float) -> bool:
         with self._lock:

@@ -100,6 +100,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle_tokens(self, app_uuid: str, raw: bytes) -> None:
         state = self.server.state
+        outcome = self.server.faults.next_outcome()  # checked by Faults.from_json
+        if outcome == "drop":
+            self.close_connection = True
+            return
+        if outcome.isdigit():
+            self._send(int(outcome), "Temporary failure")
+            return
+        after_store = outcome.removeprefix("store-") if outcome != "ok" else ""
         if self._inject_fault(raw):
             return
         if not self._authorized():
@@ -117,8 +125,13 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send(HTTPStatus.BAD_REQUEST, str(exc))
             return
-        if self.server.faults.draw(self.server.faults.drop_after_store_rate):
+        if after_store == "drop" or self.server.faults.draw(
+            self.server.faults.drop_after_store_rate
+        ):
             self.close_connection = True
+            return
+        if after_store:
+            self._send(int(after_store), "Internal error after the tokens were stored")
             return
         self._send(HTTPStatus.OK, "")
 

@@ -1,6 +1,7 @@
 -- Valid rows of a batch whose token the ledger does not hold (or holds only as removed by
--- eSputnik before the subscriber's latest event) and that are not quarantined with the same
--- identifiers: set-based anti-joins, no per-row look-ups. {...} are fragments (sql/*.sql).
+-- eSputnik before the subscriber's latest event), that are not quarantined with the same
+-- identifiers and not in doubt: set-based anti-joins, no per-row look-ups. {...} are fragments
+-- (sql/*.sql).
 INSERT INTO esputnik_stage_new
     (batch_id, source_row, token, contact_id, external_customer_id, phone, email, fingerprint,
      last_event_at)
@@ -10,3 +11,4 @@ FROM esputnik_stage_valid v
 WHERE v.batch_id = :batch_id
   AND NOT {ledger_holds_live}
   AND NOT {quarantined_as_is}
+  AND NOT {in_doubt}

@@ -81,6 +81,26 @@ CREATE TABLE IF NOT EXISTS esputnik_token_quarantine (
 CREATE INDEX IF NOT EXISTS ix_esputnik_token_quarantine_token
     ON esputnik_token_quarantine (app_uuid, token);
 
+-- Tokens carried by requests that got no usable answer (a read timeout, a connection dropped
+-- after the request went out, 500/502/504): eSputnik may hold them already. ``sends`` counts
+-- those requests, a resend being counted before it goes out. At 2 the token is in doubt: never
+-- sent again until released (python -m dagster_project.release in-doubt). A 2xx for the token
+-- removes its row in the ledger write's transaction.
+CREATE TABLE IF NOT EXISTS esputnik_token_in_doubt (
+    app_uuid TEXT NOT NULL,
+    token TEXT NOT NULL,
+    contact_id BIGINT,
+    external_customer_id TEXT,
+    phone TEXT,
+    email TEXT,
+    sends INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    noted_at TIMESTAMP NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ux_esputnik_token_in_doubt
+    ON esputnik_token_in_doubt (app_uuid, token);
+
 -- Token groups (all staged rows of one token) refused before under the same rules: an identical
 -- group in a later run is not validated or recorded again (core/settled.py). Forgotten with the
 -- staging rows, so every refusal is re-checked now and then.
