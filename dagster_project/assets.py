@@ -4,69 +4,43 @@ Every run reconciles the whole warehouse against the ledger (or a range of subsc
 given in run config, or, with a separate state database, the rows changed since the last run).
 Each step keeps its data in staging tables of the state database, keyed by the run's batch id
 (the root run id, so a re-execution from failure picks up its parent's batch); only small
-metadata passes through Dagster, once per run and asset.
+metadata passes through Dagster, once per run and asset. The bodies call ``steps`` and return
+what ``reporting`` makes of it.
 """
 
-import time
-from datetime import timedelta
-
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
-    Failure,
     MaterializeResult,
-    MetadataValue,
     TableColumn,
     TableSchema,
     asset,
 )
 from pydantic import Field
-from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.buckets import SpillError
-from dagster_project.core.esputnik import EsputnikError
+from dagster_project import steps
 from dagster_project.core.expectations import SUITE_NAME
-from dagster_project.core.extract import ExtractError, extract_batch, stages_unpushed_only
-from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
-from dagster_project.core.locks import PushLockTimeout
-from dagster_project.core.push import PushOptions, push_pending
-from dagster_project.core.scope import Scope, ScopeError, plan_scope
-from dagster_project.core.state import (
-    count_batch,
-    count_quarantined,
-    ensure_state_schema,
-    last_successful_starts,
-    ledger_duplicates,
-    purge_stale_batches,
-    read_run_record,
-    recent_new_tokens,
-    stage_new_tokens,
-    start_run_record,
-    update_run_record,
-    utc_now,
-)
-from dagster_project.core.validation import validate_staged
+from dagster_project.core.state import LEDGER_CHECK_DESCRIPTION
 from dagster_project.delivery_assets import esputnik_message_events_ingested
 from dagster_project.freshness import pushed_tokens_freshness
 from dagster_project.reporting import (
-    counts_table,
-    payload_sample,
-    quarantine_sample,
-    rejects_sample,
+    COMPLETENESS_CHECK,
+    IN_DOUBT_CHECK,
+    LEDGER_CHECK,
+    MASS_CHANGE_CHECK,
+    PAYLOAD_CHECK,
+    QUARANTINE_CHECK,
+    diff_result,
+    extract_result,
+    push_result,
+    validate_result,
 )
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
 from dagster_project.sources import OWNERS, crm_contacts, telegram_subscribers
 
 GROUP = "esputnik_token_sync"
 PUSH_POOL = "esputnik_push"
-PAYLOAD_CHECK = "payload_contract"
-COMPLETENESS_CHECK = "identifier_completeness"
-MASS_CHANGE_CHECK = "mass_change_guard"
-LEDGER_CHECK = "ledger_no_duplicates"
-QUARANTINE_CHECK = "push_quarantine"
 ALLOW_MASS_CHANGE_TAG = "esputnik_sync/allow_mass_change"
 
 sync_asset = dict(group_name=GROUP, kinds={"sql", "python"}, owners=OWNERS)
@@ -88,28 +62,6 @@ class SyncScopeConfig(Config):
     )
 
 
-def run_scope(
-    config: SyncScopeConfig, warehouse: WarehouseResource, app_uuid: str, settings: SyncSettings
-) -> Scope:
-    """What this run reads: see ``plan_scope``; a bad date fails the run naming the field."""
-    source, state = warehouse.warehouse_engine(), warehouse.state_engine()
-    last_full_at, last_success_at = last_successful_starts(state, app_uuid)
-    try:
-        return plan_scope(
-            config.subscribed_from,
-            config.subscribed_to,
-            config.full_scan,
-            separate_state=not stages_unpushed_only(source, state),
-            last_full_at=last_full_at,
-            last_success_at=last_success_at,
-            overlap=timedelta(hours=settings.change_overlap_hours),
-            full_every=timedelta(days=settings.full_scan_every_days),
-            now=utc_now(),
-        )
-    except ScopeError as exc:
-        raise Failure(f"run config of subscriber_extract: {exc}") from None
-
-
 LEDGER_TABLE = "esputnik_token_ledger"
 LEDGER_SCHEMA = TableSchema(
     columns=[
@@ -128,9 +80,9 @@ LEDGER_SCHEMA = TableSchema(
 )
 
 
-def batch_id_of(context: AssetExecutionContext) -> str:
-    """Staging key shared by every step of a run and by its re-executions."""
-    return context.run.root_run_id or context.run.run_id
+def run_ids(context: AssetExecutionContext) -> steps.RunIds:
+    """The staging key shared by every step of a run and by its re-executions."""
+    return steps.RunIds(context.run.root_run_id or context.run.run_id, context.run.run_id)
 
 
 @asset(
@@ -150,60 +102,12 @@ def subscriber_extract(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    started = time.perf_counter()
-    batch_id = batch_id_of(context)
-    source, state = warehouse.warehouse_engine(), warehouse.state_engine()
-    try:
-        ensure_state_schema(state)
-        scope = run_scope(config, warehouse, esputnik.app_uuid, sync_settings)
-        context.log.info(
-            f"extracting {scope.describe()} from {warehouse.describe(source)} into batch {batch_id}"
-        )
-        purge_stale_batches(state, utc_now() - timedelta(days=sync_settings.staging_retention_days))
-        start_run_record(
-            state,
-            batch_id,
-            context.run.run_id,
-            esputnik.app_uuid,
-            scope.window,
-            scope=scope.kind,
-            changed_since=scope.changed_since,
-        )
-        coverage, staged = extract_batch(
-            source,
-            state,
-            warehouse.extract_query(),
-            scope,
-            batch_id,
-            esputnik.app_uuid,
-            warehouse.extract_chunk_rows,
-            progress=lambda n: context.log.info(f"staged {n:,} rows"),
-        )
-    except (SQLAlchemyError, ExtractError) as exc:
-        raise Failure(
-            f"extract from {warehouse.describe(source)} failed: {str(exc).splitlines()[0]}. "
-            "Check WAREHOUSE_URL, that the tables of sql/warehouse_schema.sql exist (make demo "
-            "seeds a demo warehouse), and WAREHOUSE_EXTRACT_SQL if set."
-        ) from None
-    seconds = time.perf_counter() - started
-    rows = coverage["rows_extracted"]
-    update_run_record(state, batch_id, rows_staged=staged, extract_seconds=seconds, **coverage)
-    context.log.info(
-        f"{rows:,} subscribers in scope; staged {staged:,} whose token is not pushed yet, "
-        f"in {seconds:.1f}s"
+    steps.check_access(esputnik)
+    scope = (config.subscribed_from, config.subscribed_to, config.full_scan)
+    report = steps.extract(
+        warehouse, esputnik.app_uuid, sync_settings, scope, run_ids(context), context.log.info
     )
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "rows_extracted": rows,
-            "rows_staged": staged,
-            "active_rows": coverage["active_rows"],
-            "extract_seconds": round(seconds, 3),
-            "scope": scope.kind,
-            "scope_description": scope.describe(),
-            "batch_id": batch_id,
-        }
-    )
+    return extract_result(report)
 
 
 @asset(
@@ -243,101 +147,10 @@ def validated_subscribers(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    started = time.perf_counter()
-    state, batch_id = warehouse.state_engine(), batch_id_of(context)
-    coverage = read_run_record(state, batch_id)
-    extracted = int(coverage["rows_extracted"])
-    try:
-        report = validate_staged(
-            state,
-            batch_id,
-            esputnik.app_uuid,
-            context.run.run_id,
-            sync_settings.default_region(),
-            sync_settings.validate_chunk_rows,
-            log=context.log.info,
-            recheck_ledger=not stages_unpushed_only(warehouse.warehouse_engine(), state),
-            helpers=sync_settings.validate_helpers,
-        )
-    except SpillError as exc:
-        raise Failure(str(exc)) from None
-    seconds = time.perf_counter() - started
-    already_pushed = extracted - report.rows_unpushed
-    reject_counts, drop_counts = dict(report.reject_counts), dict(report.drop_counts)
-    rejected, dropped = sum(reject_counts.values()), sum(drop_counts.values())
-    update_run_record(
-        state,
-        batch_id,
-        rows_valid=report.rows_valid,
-        rows_rejected=rejected,
-        identifiers_dropped=dropped,
-        validate_seconds=seconds,
+    report = steps.validate(
+        warehouse, esputnik.app_uuid, sync_settings, run_ids(context), context.log.info
     )
-    context.log.info(
-        f"{extracted:,} rows, {already_pushed:,} with a token already pushed, "
-        f"{report.rows_settled:,} refused before and unchanged since; of the other "
-        f"{report.rows_validated:,}: {report.rows_valid:,} valid, {rejected:,} rejected "
-        f"({', '.join(f'{k}={v}' for k, v in reject_counts.items() if v) or 'none'}), "
-        f"{dropped:,} identifiers dropped; {seconds:.1f}s ("
-        + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
-        + f", waiting for the GX suite {report.gx_seconds:.1f}s)"
-        + (
-            f"; {report.phones_by_helpers:,} phone numbers checked by helper processes"
-            if report.phones_by_helpers
-            else ""
-        )
-    )
-    suite = report.suite
-    failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
-    completeness = identifier_completeness(
-        coverage["rows_without_identifier"],
-        coverage["active_rows"],
-        sync_settings.max_no_identifier_share,
-    )
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": report.rows_valid,
-            "rows_extracted": extracted,
-            "rows_already_pushed": already_pushed,
-            "rows_settled": report.rows_settled,
-            "rows_validated": report.rows_validated,
-            "rows_valid": report.rows_valid,
-            "rows_rejected": rejected,
-            "identifiers_dropped": dropped,
-            **{f"rejected_{k}": v for k, v in reject_counts.items()},
-            **{f"dropped_{k}": v for k, v in drop_counts.items()},
-            "validate_seconds": round(seconds, 3),
-            "gx_seconds": round(report.gx_seconds, 3),
-            "rejects_sample": rejects_sample(report.rejects_sample),
-            "summary": MetadataValue.md(
-                counts_table("Rejected rows by reason", reject_counts)
-                + "\n\n"
-                + counts_table("Identifiers dropped from sent rows", drop_counts)
-            ),
-        },
-        check_results=[
-            AssetCheckResult(
-                check_name=PAYLOAD_CHECK,
-                passed=suite.success,
-                severity=AssetCheckSeverity.ERROR,
-                description=None if suite.success else f"failed expectations: {failed}",
-                metadata={
-                    "expectations_evaluated": len(suite.expectations),
-                    "expectations_failed": len(suite.failed),
-                    "rows_checked": report.rows_valid,
-                    "chunks": report.chunks,
-                },
-            ),
-            verdict_result(
-                COMPLETENESS_CHECK,
-                completeness,
-                active_rows=coverage["active_rows"],
-                share_without_crm_link=round(
-                    coverage["rows_without_crm_link"] / max(coverage["active_rows"], 1), 4
-                ),
-            ),
-        ],
-    )
+    return validate_result(report)
 
 
 @asset(
@@ -367,46 +180,11 @@ def new_esputnik_tokens(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    started = time.perf_counter()
-    state, batch_id = warehouse.state_engine(), batch_id_of(context)
-    valid = count_batch(state, "esputnik_stage_valid", batch_id)
-    new = stage_new_tokens(state, batch_id, esputnik.app_uuid)
-    held_back = count_quarantined(state, batch_id, esputnik.app_uuid)
-    already = valid - new - held_back
-    seconds = time.perf_counter() - started
-    update_run_record(
-        state,
-        batch_id,
-        tokens_already_pushed=already,
-        tokens_new=new,
-        tokens_quarantine_skipped=held_back,
-        diff_seconds=seconds,
+    allowed = context.run.tags.get(ALLOW_MASS_CHANGE_TAG, "").lower() == "true"
+    report = steps.diff(
+        warehouse, esputnik.app_uuid, sync_settings, run_ids(context), allowed, context.log.info
     )
-    context.log.info(
-        f"{valid:,} valid tokens: {already:,} already pushed, {held_back:,} quarantined "
-        f"with unchanged identifiers, {new:,} new"
-    )
-    flood = mass_change(
-        new,
-        recent_new_tokens(
-            state, esputnik.app_uuid, batch_id, sync_settings.mass_change_lookback_runs
-        ),
-        sync_settings.mass_change_multiple,
-        sync_settings.mass_change_min_tokens,
-        overridden=sync_settings.allow_mass_change
-        or context.run.tags.get(ALLOW_MASS_CHANGE_TAG, "").lower() == "true",
-    )
-    return MaterializeResult(
-        check_results=[verdict_result(MASS_CHANGE_CHECK, flood)],
-        metadata={
-            "dagster/row_count": new,
-            "tokens_valid": valid,
-            "tokens_already_pushed": already,
-            "tokens_quarantine_skipped": held_back,
-            "tokens_new": new,
-            "diff_seconds": round(seconds, 3),
-        },
-    )
+    return diff_result(report)
 
 
 @asset(
@@ -418,11 +196,15 @@ def new_esputnik_tokens(
     metadata={"dagster/table_name": LEDGER_TABLE, "dagster/column_schema": LEDGER_SCHEMA},
     check_specs=[
         AssetCheckSpec(
-            LEDGER_CHECK,
+            LEDGER_CHECK, asset="esputnik_pushed_tokens", description=LEDGER_CHECK_DESCRIPTION
+        ),
+        AssetCheckSpec(
+            IN_DOUBT_CHECK,
             asset="esputnik_pushed_tokens",
             description=(
-                "The ledger holds none of the tokens this run set out to send twice (live, for "
-                "the app): proof that no token was sent twice."
+                "Tokens whose request got no usable answer twice (eSputnik may hold two copies) "
+                "stay at zero; they are never sent again until released with "
+                "python -m dagster_project.release in-doubt."
             ),
         ),
         AssetCheckSpec(
@@ -449,112 +231,13 @@ def esputnik_pushed_tokens(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    state, batch_id = warehouse.state_engine(), batch_id_of(context)
-    options = PushOptions(
-        chunk_size=esputnik.chunk_size,
-        max_in_flight=esputnik.max_in_flight,
-        requests_per_second=esputnik.requests_per_second,
-        dry_run=sync_settings.dry_run,
-        lock_wait_seconds=sync_settings.push_lock_wait_seconds,
-    )
-    client = esputnik.client()
-    try:
-        report = push_pending(
-            state, client, batch_id, context.run.run_id, options, log=context.log.info
-        )
-    except (EsputnikError, PushLockTimeout) as exc:
-        raise Failure(
-            f"push stopped: {exc}. Chunks accepted before this are in the ledger; "
-            "the next run sends the rest.",
-            allow_retries=False,
-        ) from None
-    finally:
-        client.close()
-    if not report.dry_run:
-        update_run_record(
-            state,
-            batch_id,
-            status="succeeded",
-            tokens_pushed=report.tokens_pushed,
-            tokens_quarantined=report.tokens_quarantined,
-            chunks_pushed=report.chunks_pushed,
-            requests_sent=report.requests_sent,
-            push_seconds=report.seconds,
-            sending_seconds=report.sending_seconds,
-            requests_per_second_limit=report.requests_per_second_limit,
-        )
-    else:
-        update_run_record(state, batch_id, status="dry_run")
-    if report.requests_sent:
-        busy = report.rate_limit_busy
-        context.log.info(
-            f"pushed {report.tokens_pushed:,} tokens in {report.requests_sent:,} requests over "
-            f"{report.sending_seconds:.1f}s ({report.tokens_per_second:,.0f} tokens/s"
-            + (f"; rate limit {busy:.0%} busy" if busy is not None else "")
-            + ")"
-        )
-    duplicates = ledger_duplicates(state, esputnik.app_uuid, batch_id)
-    quarantined_ok = report.tokens_quarantined <= sync_settings.max_quarantined_tokens
-    if report.tokens_quarantined:
+    step = steps.push(warehouse, esputnik, sync_settings, run_ids(context), context.log.info)
+    if step.push.tokens_quarantined:
         context.log.warning(
-            f"{report.tokens_quarantined} tokens refused by eSputnik and quarantined "
+            f"{step.push.tokens_quarantined} tokens refused by eSputnik and quarantined "
             "(table esputnik_token_quarantine); they are retried once their identifiers change"
         )
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": report.tokens_pushed,
-            "dry_run": report.dry_run,
-            "tokens_pending": report.tokens_pending,
-            "tokens_pushed": report.tokens_pushed,
-            "tokens_quarantined": report.tokens_quarantined,
-            "chunks_pushed": report.chunks_pushed,
-            "requests_sent": report.requests_sent,
-            "push_seconds": round(report.seconds, 3),
-            "tokens_per_second": round(report.tokens_per_second, 1),
-            "sending_seconds": round(report.sending_seconds, 3),
-            **(
-                {"rate_limit_busy": round(report.rate_limit_busy, 3)}
-                if report.rate_limit_busy is not None
-                else {}
-            ),
-            "chunk_size": esputnik.chunk_size,
-            "quarantined_sample": quarantine_sample(report.quarantined),
-            **({"would_send_sample": payload_sample(report.would_send)} if report.dry_run else {}),
-        },
-        check_results=[
-            AssetCheckResult(
-                check_name=LEDGER_CHECK,
-                passed=duplicates == 0,
-                severity=AssetCheckSeverity.ERROR,
-                description=f"{duplicates} live tokens recorded more than once",
-                metadata={"duplicated_tokens": duplicates},
-            ),
-            AssetCheckResult(
-                check_name=QUARANTINE_CHECK,
-                passed=quarantined_ok,
-                severity=AssetCheckSeverity.ERROR,
-                description=(
-                    f"{report.tokens_quarantined} tokens quarantined this run "
-                    f"(limit {sync_settings.max_quarantined_tokens}); see esputnik_token_quarantine"
-                ),
-                metadata={
-                    "tokens_quarantined": report.tokens_quarantined,
-                    "limit": sync_settings.max_quarantined_tokens,
-                },
-            ),
-        ],
-    )
-
-
-def verdict_result(check_name: str, verdict: Verdict, **extra: float) -> AssetCheckResult:
-    """A guard's verdict as an ERROR-severity check result (blocking where declared so)."""
-    return AssetCheckResult(
-        check_name=check_name,
-        passed=verdict.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=verdict.description,
-        metadata={**verdict.metadata, **extra},
-    )
+    return push_result(step)
 
 
 sync_assets = [

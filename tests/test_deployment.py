@@ -133,4 +133,5 @@ def test_webserver_serves_the_code_location(tmp_path):
         "push_quarantine": False,
         "blocked_rate_jump": False,
         "message_status_ingest": False,
+        "tokens_in_doubt": False,
     }

@@ -124,7 +124,11 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert validated["rejected_empty_token"] == 1
     assert validated["rejected_duplicate_token"] == 1
     assert validated["dropped_invalid_email"] == 1
-    assert "no_valid_identifier" in validated["rejects_sample"]
+    sample = validated["rejects_sample"].records
+    assert "no_valid_identifier" in {r.data["reason"] for r in sample}
+    assert all("@" not in str(r.data["chat_id"]) for r in sample)  # identifiers masked
+    by_reason = {r.data["reason"]: r.data["rows"] for r in validated["rejects_by_reason"].records}
+    assert by_reason["no_valid_identifier"] == 2
     assert (diff["tokens_new"], diff["tokens_already_pushed"]) == (7, 0)
     assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (7, 4)
     check = result.get_asset_check_evaluations()[0]
