@@ -185,7 +185,6 @@ def validated_subscribers(
             sync_settings.validate_chunk_rows,
             log=context.log.info,
             recheck_ledger=not stages_unpushed_only(warehouse.warehouse_engine(), state),
-            helpers=sync_settings.validate_helpers,
         )
     except SpillError as exc:
         raise Failure(str(exc)) from None
@@ -209,11 +208,6 @@ def validated_subscribers(
         f"{dropped:,} identifiers dropped; {seconds:.1f}s ("
         + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
         + f", waiting for the GX suite {report.gx_seconds:.1f}s)"
-        + (
-            f"; {report.phones_by_helpers:,} phone numbers checked by helper processes"
-            if report.phones_by_helpers
-            else ""
-        )
     )
     suite = report.suite
     failed = ", ".join(f"{e.name}({e.column}): {e.unexpected_count}" for e in suite.failed)
@@ -236,6 +230,7 @@ def validated_subscribers(
             **{f"dropped_{k}": v for k, v in drop_counts.items()},
             "validate_seconds": round(seconds, 3),
             "gx_seconds": round(report.gx_seconds, 3),
+            "phone_engine": report.phone_engine or "none needed",
             "rejects_sample": rejects_sample(report.rejects_sample),
             "summary": MetadataValue.md(
                 counts_table("Rejected rows by reason", reject_counts)

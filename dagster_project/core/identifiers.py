@@ -199,11 +199,16 @@ def _phone_library() -> ModuleType:
     return _phone_engine.library
 
 
+def phone_engine_name() -> str:
+    """The phone library in use ('rphonenumbers' or 'phonenumbers'), for a run's log."""
+    _phone_library()
+    return _phone_engine.name
+
+
 def __getattr__(name: str) -> str:
-    """``PHONE_ENGINE``: the name of the phone library in use, chosen on first access."""
+    """``PHONE_ENGINE``: ``phone_engine_name()``, chosen on first access, not at import."""
     if name == "PHONE_ENGINE":
-        _phone_library()
-        return _phone_engine.name
+        return phone_engine_name()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
