@@ -170,3 +170,21 @@ def test_every_input_row_is_accounted_for():
     refused = result.rejects[result.rejects["outcome"] == "rejected"]
     assert len(result.accepted) + len(refused) == 40
     assert result.accepted["token"].is_unique
+
+
+def test_timestamps_read_as_pandas_infers_them_whatever_the_spelling():
+    from dagster_project.core.batch import _utc
+
+    spellings = [
+        "2026-01-10 10:00:00",
+        "2026-01-10T10:00:00+02:00",
+        "2026-01-10 10:00:00.123456",
+        "2026-01-10",
+        "Jan 10 2026 10:00",
+        "10/01/2026",
+        "garbage",
+        None,
+    ]
+    values = pd.Series(spellings, dtype="string[pyarrow]")
+    inferred = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    assert _utc(values).equals(inferred)

@@ -106,7 +106,13 @@ def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalize
 
 
 def _utc(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    """Timestamps in UTC. ISO text, what both databases give, is read by one vectorized format
+    (a third of the time); anything else by pandas' per-value inference, as always."""
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    other = parsed.isna() & values.notna()
+    if other.any():
+        parsed[other] = pd.to_datetime(values[other], utc=True, errors="coerce", format="mixed")
+    return parsed
 
 
 def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBatch:

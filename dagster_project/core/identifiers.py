@@ -36,19 +36,24 @@ class Normalized(NamedTuple):
     problem: str | None = None
 
 
-def _blank(raw: object) -> bool:
-    if isinstance(raw, str):  # nearly every value: answered first
-        return not raw.strip()
-    if raw is None or raw is pd.NA or raw is pd.NaT:
-        return True
-    return isinstance(raw, float) and math.isnan(raw)
+ABSENT = Normalized(None)
+
+
+def _trimmed(raw: object) -> str | None:
+    """The value as trimmed text; None when it is blank (None, NA, NaN or only white space).
+    Called for every distinct value of every identifier, so strings are answered first."""
+    if isinstance(raw, str):
+        return raw.strip() or None
+    if raw is None or raw is pd.NA or raw is pd.NaT or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    return str(raw).strip()
 
 
 def normalize_token(raw: object) -> Normalized:
     """The Telegram chat id, trimmed; blank or oversized ids are refused."""
-    if _blank(raw):
+    token = _trimmed(raw)
+    if token is None:
         return Normalized(None, "empty token")
-    token = str(raw).strip()
     if len(token) > MAX_TOKEN_LENGTH:
         return Normalized(None, f"token longer than {MAX_TOKEN_LENGTH} characters")
     return Normalized(token)
@@ -56,9 +61,9 @@ def normalize_token(raw: object) -> Normalized:
 
 def normalize_contact_id(raw: object) -> Normalized:
     """eSputnik's numeric contact id: a positive integer or nothing."""
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
     if text.endswith(".0"):  # integers that travelled through a float column
         text = text[:-2]
     if not text.isdigit() or int(text) <= 0:
@@ -68,9 +73,9 @@ def normalize_contact_id(raw: object) -> Normalized:
 
 def normalize_external_id(raw: object) -> Normalized:
     """The CRM customer id, trimmed, kept verbatim otherwise (quotes and all)."""
-    if _blank(raw):
-        return Normalized(None)
-    value = str(raw).strip()
+    value = _trimmed(raw)
+    if value is None:
+        return ABSENT
     if len(value) > MAX_EXTERNAL_ID_LENGTH:
         return Normalized(None, f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}")
     return Normalized(value)
@@ -82,9 +87,9 @@ def normalize_phone(raw: object, default_region: str | None) -> Normalized:
     Accepts '+', spaces, dashes, dots and parentheses; a number without a country code is read
     in ``default_region`` (ISO 3166 alpha-2), and refused when no region is configured.
     """
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
     library = _phone_library() if _NATIVE_SHAPE.fullmatch(text) else phonenumbers
     return _check_phone(library, text, default_region)
 
@@ -234,9 +239,10 @@ def _plain_email(text: str) -> bool:
 
 def normalize_email(raw: object) -> Normalized:
     """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip().lower()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
+    text = text.lower()
     if _plain_email(text):
         return Normalized(text)
     return _validated_email(text)
