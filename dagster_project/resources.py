@@ -260,15 +260,6 @@ class SyncSettings(ConfigurableResource):
         description="rows validated at once; bounds the run's memory",
         gt=0,
     )
-    validate_helpers: int = env_field(
-        "SYNC_VALIDATE_HELPERS",
-        1,
-        description=(
-            "processes that share the phone checks of large batches (and one for GX when the "
-            "batch is one bucket); 0: none"
-        ),
-        ge=0,
-    )
     dry_run: bool = env_field(
         "SYNC_DRY_RUN", False, description="report what would be sent; send nothing"
     )

@@ -207,7 +207,6 @@ def validate(
             settings.validate_chunk_rows,
             log=log,
             recheck_ledger=not stages_unpushed_only(warehouse.warehouse_engine(), state),
-            helpers=settings.validate_helpers,
         )
     except SpillError as exc:
         raise Failure(str(exc)) from None

@@ -188,3 +188,21 @@ def test_numeric_chat_ids_become_one_integer_token_and_others_are_refused():
     assert set(accepted_by_token(result)) == {"900000001", "900000002", "-1001234567890"}
     assert reasons(result) == {4: "invalid_chat_id", 5: "invalid_chat_id", 6: "empty_token"}
     assert result.reject_counts()["invalid_chat_id"] == 2
+
+
+def test_timestamps_read_as_pandas_infers_them_whatever_the_spelling():
+    from dagster_project.core.batch import _utc
+
+    spellings = [
+        "2026-01-10 10:00:00",
+        "2026-01-10T10:00:00+02:00",
+        "2026-01-10 10:00:00.123456",
+        "2026-01-10",
+        "Jan 10 2026 10:00",
+        "10/01/2026",
+        "garbage",
+        None,
+    ]
+    values = pd.Series(spellings, dtype="string[pyarrow]")
+    inferred = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    assert _utc(values).equals(inferred)

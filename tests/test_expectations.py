@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 
 from dagster_project.core.expectations import validate_payload
@@ -43,3 +46,18 @@ def test_empty_batch_reports_the_same_expectations_as_holding() -> None:
         (e.name, e.column) for e in ran.expectations
     ]
     assert all(e.unexpected_count == 0 for e in empty.expectations)
+
+
+def test_nothing_to_check_imports_no_great_expectations() -> None:
+    """GX takes seconds to import: loading the code location and a run with no row to send
+    must not pay for it (a fresh interpreter, as other tests here import it)."""
+    script = (
+        "import sys, pandas as pd\n"
+        "import dagster_project.definitions\n"
+        "from dagster_project.core.expectations import PAYLOAD_COLUMNS, PayloadValidator\n"
+        "outcome = PayloadValidator().validate(pd.DataFrame(columns=list(PAYLOAD_COLUMNS)))\n"
+        "assert outcome.success\n"
+        "print('great_expectations' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "False"

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from dagster_project.core import spread, validation
 from tests.helpers import (
     add_contacts,
     add_subscribers,
@@ -61,20 +60,11 @@ def january(warehouse_url):
     return engine
 
 
-# Validating two rows at a time must decide exactly as one pass does: a token's rows share a chunk;
-# so must sharing every phone column with a helper process.
-@pytest.mark.parametrize(
-    ("chunk_rows", "spread_from"),
-    [(200_000, None), (2, None), (200_000, 1)],
-    ids=["one-chunk", "chunks-of-2", "phones-shared-with-a-helper"],
-)
+# Validating two rows at a time must decide exactly as one pass does: a token's rows share a chunk.
+@pytest.mark.parametrize("chunk_rows", [200_000, 2], ids=["one-chunk", "chunks-of-2"])
 def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
-    january, warehouse_url, sandbox, chunk_rows, spread_from, monkeypatch
+    january, warehouse_url, sandbox, chunk_rows
 ):
-    if spread_from:
-        monkeypatch.setattr(spread, "MIN_SPREAD_VALUES", spread_from)
-        monkeypatch.setattr(validation, "MIN_SPREAD_VALUES", spread_from)
-        monkeypatch.setattr(spread, "SLICE_VALUES", 1)
     settings = {"max_no_identifier_share": 0.5, "validate_chunk_rows": chunk_rows}
     result = run_sync(sync_resources(warehouse_url, sandbox, settings=settings))
     assert result.success
@@ -129,6 +119,7 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert all("@" not in str(r.data["chat_id"]) for r in sample)  # identifiers masked
     by_reason = {r.data["reason"]: r.data["rows"] for r in validated["rejects_by_reason"].records}
     assert by_reason["no_valid_identifier"] == 2
+    assert validated["phone_engine"] == "rphonenumbers"
     assert (diff["tokens_new"], diff["tokens_already_pushed"]) == (7, 0)
     assert (pushed["tokens_pushed"], pushed["chunks_pushed"]) == (7, 4)
     check = result.get_asset_check_evaluations()[0]
@@ -147,6 +138,7 @@ def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehous
     assert token_counts(sandbox) == first
     assert last_metadata(rerun, "new_esputnik_tokens")["tokens_new"] == 0
     assert last_metadata(rerun, "esputnik_pushed_tokens")["tokens_pushed"] == 0
+    assert last_metadata(rerun, "validated_subscribers")["phone_engine"] == "none needed"
 
     # Overnight: 1011's CRM contact lands, and a new subscriber arrives.
     add_contacts(january, {"customer_id": "C-LATE", "phone": "0671234567"})

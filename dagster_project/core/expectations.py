@@ -141,25 +141,6 @@ def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
     return PayloadValidator().validate(accepted)
 
 
-_shared: PayloadValidator | None = None
-
-
-def validate_shared(accepted: pd.DataFrame) -> SuiteOutcome:
-    """``validate_payload`` on one context per process (a helper validates bucket after bucket)."""
-    global _shared
-    if _shared is None:
-        _shared = PayloadValidator()
-    return _shared.validate(accepted)
-
-
-def warm_up() -> None:
-    """Import GX and build the context: what a helper process does before taking jobs."""
-    validate_shared(pd.DataFrame({c: ["1"] for c in PAYLOAD_COLUMNS}))
-
-
-GX_WARM_UP = (f"{__name__}:warm_up",)
-
-
 def merge_outcomes(outcomes: list[SuiteOutcome]) -> SuiteOutcome:
     """The suite's outcome over chunks that share no token: unexpected counts add up.
 

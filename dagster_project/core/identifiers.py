@@ -2,20 +2,31 @@
 
 eSputnik only ever appends tokens, so an identifier that is wrong on the first push stays wrong:
 each function returns either a canonical value or the reason it was refused.
+
+Phone numbers are checked by ``rphonenumbers`` (the phonenumbers API on a Rust core, about ten
+times faster) when it is installed and gives phonenumbers' answers on ``PHONE_PROBES``;
+otherwise by ``phonenumbers``, which stays the reference. ``PHONE_ENGINE`` names the one in use.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import math
 import re
+from functools import lru_cache
+from types import ModuleType
 from typing import NamedTuple
 
 import pandas as pd
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+logger = logging.getLogger(__name__)
+
 MAX_TOKEN_LENGTH = 255
 MAX_EXTERNAL_ID_LENGTH = 64
+EMAIL_CACHE_SIZE = 65_536  # email-validator verdicts kept; ~20 MB at the most
 
 
 class Normalized(NamedTuple):
@@ -25,12 +36,17 @@ class Normalized(NamedTuple):
     problem: str | None = None
 
 
-def _blank(raw: object) -> bool:
-    if isinstance(raw, str):  # nearly every value: answered first
-        return not raw.strip()
-    if raw is None or raw is pd.NA or raw is pd.NaT:
-        return True
-    return isinstance(raw, float) and math.isnan(raw)
+ABSENT = Normalized(None)
+
+
+def _trimmed(raw: object) -> str | None:
+    """The value as trimmed text; None when it is blank (None, NA, NaN or only white space).
+    Called for every distinct value of every identifier, so strings are answered first."""
+    if isinstance(raw, str):
+        return raw.strip() or None
+    if raw is None or raw is pd.NA or raw is pd.NaT or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    return str(raw).strip()
 
 
 # A Telegram chat id is a signed 64-bit integer; negative ids are groups and channels.
@@ -66,7 +82,7 @@ def normalize_chat_id(raw: object) -> Normalized:
     into floats; SQLite's TRIM(900000001.0) is '900000001.0'): every integral form becomes the
     same token, so the ledger and eSputnik never see '900000001.0'. Anything else is refused.
     """
-    if _blank(raw):
+    if _trimmed(raw) is None:
         return Normalized(None, "empty token")
     decoded = decode_text(raw)
     if decoded.problem:
@@ -100,9 +116,9 @@ normalize_token = normalize_chat_id
 
 def normalize_contact_id(raw: object) -> Normalized:
     """eSputnik's numeric contact id: a positive integer or nothing."""
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
     if text.endswith(".0"):  # integers that travelled through a float column
         text = text[:-2]
     if not text.isdigit() or int(text) <= 0:
@@ -112,9 +128,9 @@ def normalize_contact_id(raw: object) -> Normalized:
 
 def normalize_external_id(raw: object) -> Normalized:
     """The CRM customer id, trimmed, kept verbatim otherwise (quotes and all)."""
-    if _blank(raw):
-        return Normalized(None)
-    value = str(raw).strip()
+    value = _trimmed(raw)
+    if value is None:
+        return ABSENT
     if len(value) > MAX_EXTERNAL_ID_LENGTH:
         return Normalized(None, f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}")
     return Normalized(value)
@@ -126,18 +142,134 @@ def normalize_phone(raw: object, default_region: str | None) -> Normalized:
     Accepts '+', spaces, dashes, dots and parentheses; a number without a country code is read
     in ``default_region`` (ISO 3166 alpha-2), and refused when no region is configured.
     """
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
+    library = _phone_library() if _NATIVE_SHAPE.fullmatch(text) else phonenumbers
+    return _check_phone(library, text, default_region)
+
+
+def _check_phone(library: ModuleType, text: str, default_region: str | None) -> Normalized:
+    """``normalize_phone`` of trimmed text with one phone library; the engines must agree here."""
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
-    except phonenumbers.NumberParseException as exc:
+        number = library.parse(text, None if text.startswith("+") else default_region)
+    except library.NumberParseException as exc:
         return Normalized(None, f"phone {mask_phone(text)!r}: {exc._msg}")
-    if not phonenumbers.is_valid_number(number):
+    if not library.is_valid_number(number):
         return Normalized(None, f"phone {mask_phone(text)!r} is not a valid number")
-    return Normalized(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
+    return Normalized(library.format_number(number, library.PhoneNumberFormat.E164)[1:])
+
+
+# What the native engine is given: one leading '+', ASCII digits and the usual separators, the
+# shape of nearly every stored number. Elsewhere (extensions, '#', ';', ',', '++', letters) it
+# refuses the same numbers for other reasons than phonenumbers, so those go to phonenumbers.
+_NATIVE_SHAPE = re.compile(r"\+?[0-9 ().-]*")
+
+# Checked on first use: a native engine that answers one of these differently from phonenumbers
+# is not used. Every shape the extract brings, and the edges where a port is likeliest to slip.
+PHONE_PROBES: tuple[tuple[str, str | None], ...] = (
+    ("+380501234567", "UA"),
+    ("+38 (050) 123-45-67", "UA"),
+    ("0501234567", "UA"),
+    ("(050) 123-4567", "UA"),
+    ("00380501234567", None),
+    ("380501234567", "UA"),
+    ("+38.050.123.45.67", None),
+    ("050 123 45 67", None),
+    ("+380 12 34", "UA"),
+    ("+380501", "UA"),
+    ("12-34", "UA"),
+    ("phone", "UA"),
+    ("n/a", "UA"),
+    ("+", "UA"),
+    ("+999 123 456 789", "UA"),
+    ("+1 (415) 555-2671", "UA"),
+    ("415-555-2671", "US"),
+    ("1-800-FLOWERS", "US"),
+    ("+44 20 7946 0958", None),
+    ("020 7946 0958", "GB"),
+    ("07400 123456", "GB"),
+    ("+49 30 123456", "DE"),
+    ("030 1234567", "DE"),
+    ("+48 512 345 678", "PL"),
+    ("+7 912 345-67-89", "RU"),
+    ("8 (912) 345-67-89", "RU"),
+    ("+86 138 0013 8000", None),
+    ("+39 06 6982 1234", None),
+    ("+54 9 11 1234-5678", None),
+    ("+52 1 55 1234 5678", None),
+    ("+380 50 123 45 67 ext. 12", "UA"),
+    ("tel:+380501234567", "UA"),
+    ("\uff10\uff15\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17", "UA"),
+    ("9" * 300, "UA"),
+    ("0501234567", "ZZ"),
+)
+NATIVE_PHONE_LIBRARY = "rphonenumbers"
+
+
+class _PhoneEngine(NamedTuple):
+    name: str
+    library: ModuleType
+
+
+def choose_phone_engine(candidate: str = NATIVE_PHONE_LIBRARY) -> _PhoneEngine:
+    """``candidate`` when it imports and answers every probe as phonenumbers does; else
+    phonenumbers (a disagreement is logged: results must never depend on the engine)."""
+    reference = _PhoneEngine("phonenumbers", phonenumbers)
+    try:
+        library = importlib.import_module(candidate)
+    except ImportError:
+        return reference
+    for text, region in PHONE_PROBES:
+        try:
+            native = _check_phone(library, text, region)
+        except Exception as exc:  # any failure of a young engine means: not this one
+            native = Normalized(None, f"{type(exc).__name__}: {exc}")
+        expected = _check_phone(phonenumbers, text, region)
+        if native != expected:
+            logger.warning(
+                "%s disagrees with phonenumbers on %r (region %s): %r, not %r; "
+                "checking phones with phonenumbers",
+                candidate,
+                text,
+                region,
+                native,
+                expected,
+            )
+            return reference
+    return _PhoneEngine(candidate, library)
+
+
+_phone_engine: _PhoneEngine | None = None
+
+
+def use_phone_engine(engine: _PhoneEngine | None) -> None:
+    """Check phones with ``engine`` from now on (None: choose again on next use); for the bench
+    and the tests, which measure or compare both."""
+    global _phone_engine
+    _phone_engine = engine
+
+
+def _phone_library() -> ModuleType:
+    global _phone_engine
+    if _phone_engine is None:  # on first use: the probes take ~0.1 s, not every import's due
+        _phone_engine = choose_phone_engine()
+    return _phone_engine.library
+
+
+def phone_engine_name() -> str:
+    """The phone library in use ('rphonenumbers' or 'phonenumbers'), for a run's log."""
+    _phone_library()
+    return _phone_engine.name
+
+
+def __getattr__(name: str) -> str:
+    """``PHONE_ENGINE``: ``phone_engine_name()``, chosen on first access, not at import."""
+    if name == "PHONE_ENGINE":
+        return phone_engine_name()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Plain ASCII addresses that email-validator accepts unchanged: checked by this expression in
@@ -162,11 +294,19 @@ def _plain_email(text: str) -> bool:
 
 def normalize_email(raw: object) -> Normalized:
     """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
-    if _blank(raw):
-        return Normalized(None)
-    text = str(raw).strip().lower()
+    text = _trimmed(raw)
+    if text is None:
+        return ABSENT
+    text = text.lower()
     if _plain_email(text):
         return Normalized(text)
+    return _validated_email(text)
+
+
+@lru_cache(maxsize=EMAIL_CACHE_SIZE)
+def _validated_email(text: str) -> Normalized:
+    """email-validator's verdict, ~50 µs a value (most of them refusals): each distinct value is
+    checked once, however many buckets and runs of this process it comes back in."""
     try:
         info = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -25,15 +25,9 @@ from dagster_project.core.batch import (
     validate_batch,
 )
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
-from dagster_project.core.expectations import (
-    GX_WARM_UP,
-    PAYLOAD_COLUMNS,
-    SuiteOutcome,
-    merge_outcomes,
-    validate_shared,
-)
+from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
+from dagster_project.core.identifiers import phone_engine_name
 from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
-from dagster_project.core.spread import MIN_SPREAD_VALUES, Offload, Spreader
 from dagster_project.core.state import (
     append_frame,
     count_batch,
@@ -52,9 +46,9 @@ class ValidationReport:
     rows_validated: int = 0
     rows_valid: int = 0
     chunks: int = 0
-    gx_seconds: float = 0.0  # of which spent on (or waiting for) the Great Expectations suite
+    gx_seconds: float = 0.0  # of which spent on the Great Expectations suite
     seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write
-    phones_by_helpers: int = 0  # distinct phone numbers checked by helper processes
+    phone_engine: str = ""  # the library that checked the phone numbers (core/identifiers.py)
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
     )
@@ -108,14 +102,12 @@ def validate_staged(
     chunk_rows: int,
     log: Callable[[str], None] = print,
     recheck_ledger: bool = True,
-    helpers: int = 0,
 ) -> ValidationReport:
     """Validate the batch's unpushed, unsettled rows; fill esputnik_stage_valid and the rejects.
 
     ``recheck_ledger=False`` when the extract already left out pushed tokens (state and
-    warehouse in one database). With ``helpers`` > 0, large buckets share their phone checks with
-    that many helper processes, and a large batch of one bucket runs the GX suite in one more
-    (core/spread.py)."""
+    warehouse in one database). Great Expectations is imported only once a bucket has rows to
+    send: a run with nothing new never pays its ~3 s import."""
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
@@ -128,50 +120,41 @@ def validate_staged(
     samples = []
     seconds = report.seconds
     buckets = _timed(unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger), seconds)
-    # GX goes to a helper only when the batch is one bucket (the nightly shape): a batch of
-    # several (a first run, a backfill) pays the 3 s import once over minutes, while the helper
-    # would add ~450 MB to a run that is already at its memory bound.
-    suite = Offload(GX_WARM_UP, enabled=helpers > 0 and count == 1, log=log)
-    with Spreader(helpers, log) as spreader, suite:
-        for number, bucket in enumerate(buckets, 1):
-            started = time.perf_counter()
-            keys = group_keys(bucket)
-            settled = is_settled(keys, settled_before)
-            seconds["settled"] += time.perf_counter() - started
-            report.rows_unpushed += len(bucket)
-            report.rows_settled += int(settled.sum())
-            raw, keys = bucket.loc[~settled], keys.loc[~settled]
-            if raw.empty:
-                continue
-            if len(raw) >= MIN_SPREAD_VALUES:
-                # helpers import phonenumbers and GX while tokens and statuses are settled here
-                spreader.start()
-                suite.start()
-            started = time.perf_counter()
-            result = validate_batch(raw, default_region, spreader.map)
-            seconds["normalize"] += time.perf_counter() - started
-            started = time.perf_counter()
-            suite.submit(validate_shared, result.accepted[list(PAYLOAD_COLUMNS)])
-            report.gx_seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            refused = refused_groups(keys, raw, result.accepted)
-            _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
-            seconds["write"] += time.perf_counter() - started
-            report.chunks += 1
-            report.rows_validated += len(raw)
-            report.rows_valid += len(result.accepted)
-            report.reject_counts.update(result.reject_counts())
-            report.drop_counts.update(result.drop_counts())
-            samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
-            if count > 1:
-                log(
-                    f"validated bucket {number} of up to {count}: {report.rows_validated:,} "
-                    f"rows, {report.rows_valid:,} valid so far"
-                )
+    suite, outcomes = PayloadValidator(), []
+    for number, bucket in enumerate(buckets, 1):
         started = time.perf_counter()
-        outcomes = suite.results()
+        keys = group_keys(bucket)
+        settled = is_settled(keys, settled_before)
+        seconds["settled"] += time.perf_counter() - started
+        report.rows_unpushed += len(bucket)
+        report.rows_settled += int(settled.sum())
+        raw, keys = bucket.loc[~settled], keys.loc[~settled]
+        if raw.empty:
+            continue
+        if not report.phone_engine:
+            report.phone_engine = phone_engine_name()
+            log(f"phone numbers checked by {report.phone_engine}")
+        started = time.perf_counter()
+        result = validate_batch(raw, default_region)
+        seconds["normalize"] += time.perf_counter() - started
+        started = time.perf_counter()
+        outcomes.append(suite.validate(result.accepted))
         report.gx_seconds += time.perf_counter() - started
-    report.phones_by_helpers = spreader.values_by_helpers
+        started = time.perf_counter()
+        refused = refused_groups(keys, raw, result.accepted)
+        _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
+        seconds["write"] += time.perf_counter() - started
+        report.chunks += 1
+        report.rows_validated += len(raw)
+        report.rows_valid += len(result.accepted)
+        report.reject_counts.update(result.reject_counts())
+        report.drop_counts.update(result.drop_counts())
+        samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
+        if count > 1:
+            log(
+                f"validated bucket {number} of up to {count}: {report.rows_validated:,} "
+                f"rows, {report.rows_valid:,} valid so far"
+            )
     if samples:  # reporting.rejects_sample picks the final rows per reason from these
         report.rejects_sample = pd.concat(samples, ignore_index=True)
     report.suite = merge_outcomes(outcomes)
