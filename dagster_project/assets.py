@@ -31,6 +31,7 @@ from dagster_project.reporting import (
     MASS_CHANGE_CHECK,
     PAYLOAD_CHECK,
     QUARANTINE_CHECK,
+    TIMESTAMPS_CHECK,
     diff_result,
     extract_result,
     push_result,
@@ -88,6 +89,17 @@ def run_ids(context: AssetExecutionContext) -> steps.RunIds:
 @asset(
     **sync_asset,
     deps=[esputnik_message_events_ingested, telegram_subscribers, crm_contacts],
+    check_specs=[
+        AssetCheckSpec(
+            TIMESTAMPS_CHECK,
+            asset="subscriber_extract",
+            description=(
+                "On a SQLite warehouse, every subscribed_at and status_changed_at of "
+                "telegram_subscribers is UTC text 'YYYY-MM-DD HH:MM:SS': SQLite compares them as "
+                "text, so an epoch number, a 'T' or an offset would leave the row out unseen."
+            ),
+        )
+    ],
     description=(
         "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "
         "token is not live in the ledger, copied into esputnik_stage_extract. Run config can "
@@ -102,10 +114,9 @@ def subscriber_extract(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    steps.check_access(esputnik)
     scope = (config.subscribed_from, config.subscribed_to, config.full_scan)
     report = steps.extract(
-        warehouse, esputnik.app_uuid, sync_settings, scope, run_ids(context), context.log.info
+        warehouse, esputnik, sync_settings, scope, run_ids(context), context.log.info
     )
     return extract_result(report)
 

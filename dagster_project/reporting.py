@@ -29,6 +29,7 @@ MASS_CHANGE_CHECK = "mass_change_guard"
 LEDGER_CHECK = "ledger_no_duplicates"
 QUARANTINE_CHECK = "push_quarantine"
 IN_DOUBT_CHECK = "tokens_in_doubt"
+TIMESTAMPS_CHECK = "subscriber_timestamps"
 
 
 def mask_identifier(value: object) -> str:
@@ -172,8 +173,23 @@ def extract_result(report) -> MaterializeResult:
             "extract_seconds": round(report.seconds, 3),
             "scope": report.scope.kind,
             "scope_description": report.scope.describe(),
+            "rows_unreadable_timestamps": report.unreadable_timestamps,
             "batch_id": report.batch_id,
-        }
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=TIMESTAMPS_CHECK,
+                passed=report.unreadable_timestamps == 0,
+                severity=AssetCheckSeverity.ERROR,
+                description=(
+                    f"{report.unreadable_timestamps} subscriber rows have timestamps SQLite "
+                    "cannot compare (not 'YYYY-MM-DD HH:MM:SS' UTC text); no run reads them"
+                    if report.unreadable_timestamps
+                    else "every subscriber timestamp is comparable"
+                ),
+                metadata={"rows": report.unreadable_timestamps},
+            )
+        ],
     )
 
 

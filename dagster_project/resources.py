@@ -94,11 +94,18 @@ def _parse_setting(env: str, raw: str, kind: type) -> object:
     raise TypeError(f"{env}: no reader for settings of type {kind}")
 
 
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL: one fsync per ledger commit instead of several, and readers never block the push;
     a long busy timeout lets a concurrent run wait for a write instead of failing. Reading
     through a memory map (capped, so the run's resident memory stays bounded) and a larger page
     cache make the million-row extract join about 1.5x faster than 4 KiB reads one at a time."""
+    # A byte that is not UTF-8 in one CRM field must not stop the run: it reads as U+FFFD, which
+    # the identifier rules refuse with a reason (core/identifiers.py, decode_text).
+    dbapi_connection.text_factory = _lenient_text
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")

@@ -16,8 +16,13 @@ from dagster import Failure
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.buckets import SpillError
-from dagster_project.core.esputnik import EsputnikError
-from dagster_project.core.extract import ExtractError, extract_batch, stages_unpushed_only
+from dagster_project.core.esputnik import EsputnikError, EsputnikUnavailableError
+from dagster_project.core.extract import (
+    ExtractError,
+    extract_batch,
+    stages_unpushed_only,
+    unreadable_timestamps,
+)
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.held import count_in_doubt
 from dagster_project.core.locks import PushLockTimeout
@@ -59,6 +64,7 @@ class ExtractReport:
     staged: int
     seconds: float
     batch_id: str
+    unreadable_timestamps: int = 0  # rows no window can place (SQLite, reference schema)
 
 
 @dataclass
@@ -97,12 +103,14 @@ class PushStepReport:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def check_access(esputnik: EsputnikResource) -> None:
+def check_access(esputnik: EsputnikResource, log: Log) -> None:
     """A wrong key or app uuid fails the run in seconds, before the extract: an empty token list
-    cannot store anything."""
+    cannot store anything. No answer proves nothing either way: the push has its own rules."""
     client = esputnik.client()
     try:
         client.check_access()
+    except EsputnikUnavailableError as exc:
+        log(f"could not check the eSputnik credentials before the extract ({exc}); going on")
     except EsputnikError as exc:
         raise Failure(f"eSputnik refused the credentials: {exc}", allow_retries=False) from None
     finally:
@@ -138,13 +146,14 @@ def plan_run_scope(
 
 def extract(
     warehouse: WarehouseResource,
-    app_uuid: str,
+    esputnik: EsputnikResource,
     settings: SyncSettings,
     scope_request: tuple[str | None, str | None, bool],
     ids: RunIds,
     log: Log,
 ) -> ExtractReport:
     started = time.perf_counter()
+    app_uuid = esputnik.app_uuid
     source, state = warehouse.warehouse_engine(), warehouse.state_engine()
     try:
         ensure_state_schema(state)
@@ -160,6 +169,7 @@ def extract(
             scope=scope.kind,
             changed_since=scope.changed_since,
         )
+        check_access(esputnik, log)  # before the extract: a wrong key fails in seconds
         coverage, staged = extract_batch(
             source,
             state,
@@ -170,6 +180,7 @@ def extract(
             warehouse.extract_chunk_rows,
             progress=lambda n: log(f"staged {n:,} rows"),
         )
+        unreadable = 0 if warehouse.extract_sql_path else unreadable_timestamps(source)
     except StateSchemaError as exc:
         raise Failure(f"the state tables cannot be upgraded: {exc}") from None
     except (SQLAlchemyError, ExtractError) as exc:
@@ -184,7 +195,14 @@ def extract(
         f"{coverage['rows_extracted']:,} subscribers in scope; staged {staged:,} whose token is "
         f"not pushed yet, in {seconds:.1f}s"
     )
-    return ExtractReport(scope, coverage, staged, seconds, ids.batch_id)
+    if unreadable:
+        log(
+            f"{unreadable:,} rows of telegram_subscribers have a subscribed_at or "
+            "status_changed_at that is not UTC text 'YYYY-MM-DD HH:MM:SS' (an epoch number, a 'T' "
+            "or an offset): SQLite compares timestamps as text, so no run can place them. "
+            "Rewrite them in that form."
+        )
+    return ExtractReport(scope, coverage, staged, seconds, ids.batch_id, unreadable)
 
 
 def validate(

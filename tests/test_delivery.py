@@ -67,7 +67,8 @@ def test_chunk_with_refused_tokens_is_bisected_and_offenders_quarantined(
     assert token_counts(sandbox) == Counter({t: 1 for t in TOKENS if t not in bad})
     pushed = last_metadata(result, "esputnik_pushed_tokens")
     assert pushed["tokens_quarantined"] == 2
-    assert "token format is invalid" in pushed["quarantined_sample"]
+    reasons = [r.data["reason"] for r in pushed["quarantined_sample"].records]
+    assert reasons and all("token format is invalid" in reason for reason in reasons)
     assert TOKENS[5] not in pushed["quarantined_sample"]  # masked
     with warehouse.connect() as conn:
         quarantined = dict(
@@ -107,7 +108,11 @@ def test_account_errors_fail_fast_without_retry_storm(
     result = run_sync(resources)
     assert not result.success
     assert time.monotonic() - started < 20
-    assert sandbox.state.snapshot()["requests_seen"] == 1
+    # refused by the credential check before the extract: one empty request, no token sent
+    assert sandbox.state.snapshot()["probes_seen"] == 1
+    assert sandbox.state.snapshot()["requests_seen"] == 0
+    assert not result.asset_materializations_for_node("subscriber_extract")
+    assert ledger_tokens(warehouse) == Counter()
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.event_specific_data.error.to_string()
     assert setting in message
@@ -170,5 +175,6 @@ def test_dry_run_sends_nothing_and_changes_no_ledger(warehouse, sqlite_url, sand
     assert ledger_tokens(warehouse) == Counter()
     pushed = last_metadata(result, "esputnik_pushed_tokens")
     assert (pushed["dry_run"], pushed["tokens_pending"], pushed["tokens_pushed"]) == (True, 24, 0)
-    assert "***" in pushed["would_send_sample"]
-    assert "+380500000000" not in pushed["would_send_sample"]
+    sample = [r.data for r in pushed["would_send_sample"].records]
+    assert sample and all("***" in row["token"] for row in sample)
+    assert "+380500000000" not in str(sample)

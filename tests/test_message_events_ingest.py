@@ -18,7 +18,12 @@ from dagster_project.core.state import (
     utc_now,
 )
 from dagster_project.delivery_assets import esputnik_message_events_ingested
-from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.resources import (
+    AlertWebhookResource,
+    EsputnikResource,
+    SyncSettings,
+    WarehouseResource,
+)
 from dagster_project.warehouse_seed import create_message_events_table, land_message_events
 from tests.helpers import API_KEY, APP_UUID, last_metadata
 
@@ -54,11 +59,14 @@ def ingest(engine, **settings) -> dict:
             "warehouse": WarehouseResource(url=url),
             "esputnik": EsputnikResource(api_key=API_KEY, app_uuid=APP_UUID),
             "sync_settings": SyncSettings(**settings),
+            "alerts": AlertWebhookResource(),
         },
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
-    return last_metadata(result, "esputnik_message_events_ingested")
+    metadata = last_metadata(result, "esputnik_message_events_ingested")
+    assert metadata["ingest_failed"] is False
+    return metadata
 
 
 def test_a_future_dated_event_is_refused_and_does_not_stall_the_cursor(engine):

@@ -21,6 +21,7 @@ from dagster_project.core.state import (
     append_frame,
     db_timestamp,
     delete_batch,
+    load_sql,
     raw_row_pushed,
     render_sql,
 )
@@ -78,6 +79,15 @@ def _around(template: str, query: str) -> str:
         extract_query=query.strip().rstrip(";"),
         ledger_holds_live=raw_row_pushed("q"),
     )
+
+
+def unreadable_timestamps(engine: Engine) -> int:
+    """Rows of the reference ``telegram_subscribers`` whose timestamps a SQLite warehouse cannot
+    compare with a window (it compares text); 0 on other databases, which have a real type."""
+    if engine.dialect.name != "sqlite":
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(text(load_sql("unreadable_timestamps.sql"))).scalar_one())
 
 
 def extract_coverage(

@@ -14,7 +14,8 @@ import importlib
 import logging
 import math
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from types import ModuleType
 from typing import NamedTuple
 
@@ -59,8 +60,9 @@ def decode_text(raw: object) -> Normalized:
 
     One undecodable byte in a CRM field must cost that field (or, for the chat id, that row),
     never the run. Bytes come from drivers that do not decode (a PostgreSQL database in
-    SQL_ASCII); lone surrogates from reading with ``errors="surrogateescape"`` (SQLite). The
-    reason names the byte's position, never the value: it is personal data.
+    SQL_ASCII); U+FFFD from SQLite, whose text the state engine decodes with ``errors="replace"``
+    (resources.py); lone surrogates from ``errors="surrogateescape"``. The reason names the
+    position, never the value: it is personal data.
     """
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
@@ -68,11 +70,31 @@ def decode_text(raw: object) -> Normalized:
         except UnicodeDecodeError as exc:
             return Normalized(None, f"not UTF-8 text (byte {exc.start + 1} of {len(exc.object)})")
     if isinstance(raw, str):
+        if UNDECODABLE in raw:
+            return Normalized(
+                None, f"not UTF-8 text (character {raw.index(UNDECODABLE) + 1} of {len(raw)})"
+            )
         try:
             raw.encode("utf-8")
         except UnicodeEncodeError as exc:
             return Normalized(None, f"not UTF-8 text (character {exc.start + 1} of {len(raw)})")
     return Normalized(raw)  # type: ignore[arg-type]
+
+
+# What a byte that is not UTF-8 becomes when text is decoded with errors="replace".
+UNDECODABLE = "\ufffd"
+
+
+def decoded(rule: Callable[..., Normalized]) -> Callable[..., Normalized]:
+    """``rule`` with values that are not UTF-8 text refused first (see ``decode_text``): every
+    identifier rule takes text, so this is where that refusal lives."""
+
+    @wraps(rule)
+    def checked(raw: object, *args: object, **kwargs: object) -> Normalized:
+        text = decode_text(raw)
+        return text if text.problem else rule(text.value, *args, **kwargs)
+
+    return checked
 
 
 def normalize_chat_id(raw: object) -> Normalized:
@@ -114,6 +136,7 @@ def normalize_chat_id(raw: object) -> Normalized:
 normalize_token = normalize_chat_id
 
 
+@decoded
 def normalize_contact_id(raw: object) -> Normalized:
     """eSputnik's numeric contact id: a positive integer or nothing."""
     text = _trimmed(raw)
@@ -126,6 +149,7 @@ def normalize_contact_id(raw: object) -> Normalized:
     return Normalized(int(text))
 
 
+@decoded
 def normalize_external_id(raw: object) -> Normalized:
     """The CRM customer id, trimmed, kept verbatim otherwise (quotes and all)."""
     value = _trimmed(raw)
@@ -136,6 +160,7 @@ def normalize_external_id(raw: object) -> Normalized:
     return Normalized(value)
 
 
+@decoded
 def normalize_phone(raw: object, default_region: str | None) -> Normalized:
     """International digits without '+', e.g. '380501234567'.
 
@@ -292,6 +317,7 @@ def _plain_email(text: str) -> bool:
     )
 
 
+@decoded
 def normalize_email(raw: object) -> Normalized:
     """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
     text = _trimmed(raw)

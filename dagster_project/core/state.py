@@ -61,7 +61,9 @@ def ledger_holds_live(token: str, last_event_at: str) -> str:
 def raw_row_pushed(row: str) -> str:
     """``ledger_holds_live`` for a raw extract row aliased ``row``; its token is TRIM(chat_id)
     here (rows with other whitespace around the chat id are caught by the diff)."""
-    return ledger_holds_live(f"TRIM({row}.chat_id)", render_sql("latest_event.sql", row=row))
+    return ledger_holds_live(
+        f"TRIM(CAST({row}.chat_id AS VARCHAR(64)))", render_sql("latest_event.sql", row=row)
+    )
 
 
 def valid_row_sql(name: str, row: str) -> str:

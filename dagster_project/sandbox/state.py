@@ -28,6 +28,7 @@ class SandboxState:
     index: dict[str, dict[object, int]] = field(default_factory=dict)
     requests_seen: int = 0
     request_times: list[float] = field(default_factory=list)
+    probes_seen: int = 0  # requests with an empty token list (they store nothing)
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -39,6 +40,10 @@ class SandboxState:
             self.request_times.append(time.monotonic())
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def probe_seen(self) -> None:
+        with self.lock:
+            self.probes_seen += 1
 
     def request_finished(self) -> None:
         with self.lock:
@@ -130,6 +135,7 @@ class SandboxState:
             return {
                 "apps": sorted(self.app_uuids),
                 "requests_seen": self.requests_seen,
+                "probes_seen": self.probes_seen,
                 "max_in_flight": self.max_in_flight,
                 "contacts": list(self.contacts.values()),
                 "tokens": list(self.tokens),
@@ -143,6 +149,7 @@ class SandboxState:
             self.index.clear()
             self.events.clear()
             self.requests_seen = 0
+            self.probes_seen = 0
             self.request_times.clear()
             self.max_in_flight = 0
 

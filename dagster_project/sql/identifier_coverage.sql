@@ -9,7 +9,7 @@
 SELECT
     CASE
         WHEN q.status IS NULL OR q.chat_id IS NULL
-          OR LOWER(TRIM(q.status)) <> 'active' OR TRIM(q.chat_id) = '' THEN 0
+          OR LOWER(TRIM(q.status)) <> 'active' OR TRIM(CAST(q.chat_id AS VARCHAR(64))) = '' THEN 0
         WHEN q.crm_customer_id IS NOT NULL THEN 1
         WHEN q.bot_phone IS NULL OR TRIM(q.bot_phone) = '' THEN 3
         ELSE 2
