@@ -22,6 +22,7 @@ import requests
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
+from dagster_project.core.db import db_timestamp, load_sql
 from dagster_project.core.identifiers import (
     normalize_contact_id,
     normalize_email,
@@ -29,7 +30,6 @@ from dagster_project.core.identifiers import (
     normalize_phone,
     normalize_token,
 )
-from dagster_project.core.state import db_timestamp, load_sql
 
 NAIVE_TABLE = "bench_naive_ledger"
 WINDOW = (datetime(2026, 1, 1), datetime(2026, 11, 24))

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from bench.datagen import CONTACT_COLUMNS, SUBSCRIBER_COLUMNS, Batch
-from dagster_project.core.state import RUN_COUNTERS
+from dagster_project.core.run_history import RUN_COUNTERS
 from dagster_project.warehouse_seed import create_warehouse_schema
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from dagster_project import steps
 from dagster_project.core.expectations import SUITE_NAME
-from dagster_project.core.state import LEDGER_CHECK_DESCRIPTION
+from dagster_project.core.ledger import LEDGER_CHECK_DESCRIPTION
 from dagster_project.delivery_assets import esputnik_message_events_ingested
 from dagster_project.freshness import pushed_tokens_freshness
 from dagster_project.reporting import (

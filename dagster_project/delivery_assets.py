@@ -23,7 +23,17 @@ from dagster import (
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from dagster_project.core.db import utc_now
 from dagster_project.core.event_source import EventSource
+from dagster_project.core.event_store import (
+    EventsIngest,
+    delivery_counts,
+    events_cursor,
+    last_events_ingest,
+    purge_expired,
+    record_events_ingest,
+    replace_delivery_days,
+)
 from dagster_project.core.events import (
     blocked_rate_jump,
     check_events,
@@ -31,19 +41,8 @@ from dagster_project.core.events import (
     forget_keys_before,
 )
 from dagster_project.core.identifiers import redact_personal_data
-from dagster_project.core.state import (
-    EventsIngest,
-    delivery_counts,
-    ensure_state_schema,
-    events_cursor,
-    handled_event_keys,
-    ingest_checked_events,
-    last_events_ingest,
-    purge_expired,
-    record_events_ingest,
-    replace_delivery_days,
-    utc_now,
-)
+from dagster_project.core.ingest import handled_event_keys, ingest_checked_events
+from dagster_project.core.schema import ensure_state_schema
 from dagster_project.reporting import counts_table, delivery_days_table, plain_value
 from dagster_project.resources import (
     AlertWebhookResource,

@@ -20,8 +20,9 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine
 
+from dagster_project.core.db import utc_now
 from dagster_project.core.held import release_in_doubt, release_quarantined
-from dagster_project.core.state import ensure_state_schema, utc_now
+from dagster_project.core.schema import ensure_state_schema
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine, create_engine, event
 
+from dagster_project.core.db import load_sql, strip_line_comments
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
-from dagster_project.core.state import load_sql, strip_line_comments
 
 R = TypeVar("R", bound=ConfigurableResource)
 

@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from dagster_project.core.identifiers import redact_personal_data
-from dagster_project.core.state import mark_run_failed
+from dagster_project.core.run_history import mark_run_failed
 from dagster_project.freshness import FRESHNESS_HOURS
 from dagster_project.resources import AlertWebhookResource, WarehouseResource
 

@@ -16,6 +16,7 @@ from dagster import Failure
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.buckets import SpillError
+from dagster_project.core.db import utc_now
 from dagster_project.core.esputnik import EsputnikError, EsputnikUnavailableError
 from dagster_project.core.extract import (
     ExtractError,
@@ -25,24 +26,19 @@ from dagster_project.core.extract import (
 )
 from dagster_project.core.guards import Verdict, identifier_completeness, mass_change
 from dagster_project.core.held import count_in_doubt
+from dagster_project.core.ledger import count_quarantined, ledger_duplicates
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import PushOptions, PushReport, PushStoppedError, push_pending
-from dagster_project.core.scope import Scope, ScopeError, plan_scope
-from dagster_project.core.state import (
-    StateSchemaError,
-    count_batch,
-    count_quarantined,
-    ensure_state_schema,
+from dagster_project.core.run_history import (
     last_successful_starts,
-    ledger_duplicates,
-    purge_stale_batches,
     read_run_record,
     recent_new_tokens,
-    stage_new_tokens,
     start_run_record,
     update_run_record,
-    utc_now,
 )
+from dagster_project.core.schema import StateSchemaError, ensure_state_schema
+from dagster_project.core.scope import Scope, ScopeError, plan_scope
+from dagster_project.core.staging import count_batch, purge_stale_batches, stage_new_tokens
 from dagster_project.core.validation import ValidationReport, validate_staged
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
 

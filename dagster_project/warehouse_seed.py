@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
 
-from dagster_project.core.state import load_sql, split_statements
+from dagster_project.core.db import load_sql, split_statements
 
 DEMO_START = datetime(2026, 1, 1)
 DEMO_END = datetime(2026, 11, 24)

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from dagster_project.core.buckets import SpillError, bucket_count, unpushed_buckets
+from dagster_project.core.schema import ensure_state_schema
 from dagster_project.core.settled import tokens_of
-from dagster_project.core.state import ensure_state_schema, read_unpushed_extract
+from dagster_project.core.staging import read_unpushed_extract
 
 APP = "app-1"
 

@@ -7,8 +7,9 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import create_engine
 
+from dagster_project.core.db import append_frame, utc_now
 from dagster_project.core.events import daily_delivery
-from dagster_project.core.state import append_frame, ensure_state_schema, utc_now
+from dagster_project.core.schema import ensure_state_schema
 from dagster_project.delivery_assets import esputnik_delivery_metrics
 from dagster_project.reporting import delivery_days_table
 from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource

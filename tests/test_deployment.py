@@ -134,4 +134,5 @@ def test_webserver_serves_the_code_location(tmp_path):
         "blocked_rate_jump": False,
         "message_status_ingest": False,
         "tokens_in_doubt": False,
+        "subscriber_timestamps": False,
     }

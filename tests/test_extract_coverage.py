@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from dagster_project.core.db import load_sql
 from dagster_project.core.extract import extract_coverage
-from dagster_project.core.state import load_sql
 from tests.helpers import add_contacts, add_subscribers, warehouse_engine
 
 QUERY = load_sql("extract_subscribers.sql")  # the default extract, as the resource loads it

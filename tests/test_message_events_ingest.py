@@ -8,15 +8,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import create_engine, text
 
+from dagster_project.core.db import append_frame, utc_now
+from dagster_project.core.event_store import purge_expired
 from dagster_project.core.events import check_events, event_keys
-from dagster_project.core.state import (
-    append_frame,
-    ensure_state_schema,
-    ledger_rows,
-    purge_expired,
-    record_chunk,
-    utc_now,
-)
+from dagster_project.core.ledger import ledger_rows, record_chunk
+from dagster_project.core.schema import ensure_state_schema
 from dagster_project.delivery_assets import esputnik_message_events_ingested
 from dagster_project.resources import (
     AlertWebhookResource,

@@ -24,7 +24,7 @@ from dagster_project.core.push import (
     TokensInDoubtError,
     push_pending,
 )
-from dagster_project.core.state import ensure_state_schema
+from dagster_project.core.schema import ensure_state_schema
 from tests.helpers import API_KEY, APP_UUID, token_counts
 
 BATCH = "batch-1"

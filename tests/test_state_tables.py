@@ -13,19 +13,10 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from dagster_project.core.state import (
-    StateSchemaError,
-    _compact,
-    append_frame,
-    ensure_state_schema,
-    ledger_duplicates,
-    ledger_rows,
-    raw_row_pushed,
-    read_unpushed_extract,
-    record_chunk,
-    render_sql,
-    utc_now,
-)
+from dagster_project.core.db import append_frame, render_sql, utc_now
+from dagster_project.core.ledger import ledger_duplicates, ledger_rows, raw_row_pushed, record_chunk
+from dagster_project.core.schema import StateSchemaError, ensure_state_schema
+from dagster_project.core.staging import _compact, read_unpushed_extract
 
 APP = "app-1"
 

@@ -3,7 +3,7 @@ partitions lead this version to push nothing that release already pushed."""
 
 from sqlalchemy import text
 
-from dagster_project.core.state import split_statements
+from dagster_project.core.db import split_statements
 from tests.helpers import (
     APP_UUID,
     add_phone_subscribers,

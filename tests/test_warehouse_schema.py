@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from dagster_project.core.state import load_sql
+from dagster_project.core.db import load_sql
 from tests.helpers import warehouse_engine
 
 

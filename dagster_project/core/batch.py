@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from dagster_project.core.columns import RAW_COLUMNS
 from dagster_project.core.identifiers import (
     Normalized,
     normalize_chat_id,
@@ -51,19 +52,6 @@ IDENTIFIER_DROPPED = "identifier_dropped"
 IDENTIFIERS = ("contact_id", "external_customer_id", "phone", "email")
 ACCEPTED_COLUMNS = ("source_row", "token", *IDENTIFIERS, "fingerprint", "last_event_at")
 REJECT_COLUMNS = ("source_row", "chat_id", "customer_id", "outcome", "reason", "detail")
-RAW_COLUMNS = (
-    "source_row",
-    "chat_id",
-    "subscriber_customer_id",
-    "bot_phone",
-    "status",
-    "subscribed_at",
-    "status_changed_at",
-    "crm_customer_id",
-    "esputnik_contact_id",
-    "crm_email",
-    "crm_phone",
-)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from sqlalchemy import Engine
 
 from dagster_project.core.settled import tokens_of
-from dagster_project.core.state import read_unpushed_extract, stream_unpushed_extract
+from dagster_project.core.staging import read_unpushed_extract, stream_unpushed_extract
 
 
 class SpillError(RuntimeError):

@@ -13,7 +13,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, inspect, text
 
-from dagster_project.core.state import db_timestamp, render_sql
+from dagster_project.core.db import db_timestamp, render_sql
 
 EVENTS_TABLE = "esputnik_message_events"
 

@@ -16,15 +16,10 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.db import append_frame, db_timestamp, load_sql, render_sql
+from dagster_project.core.ledger import raw_row_pushed
 from dagster_project.core.scope import Scope
-from dagster_project.core.state import (
-    append_frame,
-    db_timestamp,
-    delete_batch,
-    load_sql,
-    raw_row_pushed,
-    render_sql,
-)
+from dagster_project.core.staging import delete_batch
 
 EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")
 TEXT_COLUMNS = tuple(c for c in EXTRACT_COLUMNS if not c.endswith("_at"))

@@ -16,14 +16,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, text
 
-from dagster_project.core.state import (
-    LEDGER_COLUMNS,
-    db_timestamp,
-    load_sql,
-    record_chunk,
-    split_statements,
-    utc_now,
-)
+from dagster_project.core.db import db_timestamp, load_sql, split_statements, utc_now
+from dagster_project.core.ledger import LEDGER_COLUMNS, record_chunk
 
 MAX_SENDS = 2  # requests that may carry one token: sql/in_doubt.sql and pending_tokens.sql
 IN_DOUBT_COLUMNS = ("contact_id", "external_customer_id", "phone", "email")

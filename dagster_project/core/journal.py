@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, bindparam, text
 
-from dagster_project.core.state import record_chunk
+from dagster_project.core.ledger import record_chunk
 
 
 def default_journal_dir(engine: Engine) -> Path:

@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
+from dagster_project.core.db import utc_now
 from dagster_project.core.esputnik import (
     EsputnikAmbiguousError,
     EsputnikClient,
@@ -39,15 +40,14 @@ from dagster_project.core.esputnik import (
 )
 from dagster_project.core.held import MAX_SENDS, note_sends, undo_sends
 from dagster_project.core.journal import LedgerJournal, default_journal_dir
-from dagster_project.core.locks import HeldLock, push_lock
-from dagster_project.core.state import (
+from dagster_project.core.ledger import (
     count_pending,
     ledger_rows,
     pending_chunks,
     quarantine_token,
     record_chunk,
-    utc_now,
 )
+from dagster_project.core.locks import HeldLock, push_lock
 
 PROGRESS_SECONDS = 30.0
 

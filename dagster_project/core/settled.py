@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pandas as pd
+from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.db import sqlite_cursor
 from dagster_project.core.identifiers import normalize_chat_id
 
 # Bump when validate_batch would decide differently on the same rows: every group is then
@@ -73,3 +75,17 @@ def refused_groups(keys: pd.DataFrame, raw: pd.DataFrame, accepted: pd.DataFrame
     """Distinct groups of the validated rows none of whose rows is to be sent."""
     sent = keys.loc[raw["source_row"].isin(accepted["source_row"]), "token"]
     return keys.loc[~keys["token"].isin(sent), list(SETTLED_COLUMNS)].drop_duplicates()
+
+
+def read_settled(engine: Engine, app_uuid: str, rules: str) -> set[tuple[str, int]]:
+    """Token groups refused before under ``rules`` (see core/settled.py)."""
+    query = (
+        "SELECT token, group_hash FROM esputnik_settled_rejects"
+        " WHERE app_uuid = :app_uuid AND rules = :rules"
+    )
+    params = {"app_uuid": app_uuid, "rules": rules}
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            with sqlite_cursor(conn, query, params) as cursor:
+                return settled_pairs(cursor)
+        return settled_pairs(conn.execute(text(query), params))

@@ -25,16 +25,17 @@ from dagster_project.core.batch import (
     validate_batch,
 )
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
+from dagster_project.core.db import append_frame, utc_now
 from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
 from dagster_project.core.identifiers import phone_engine_name
-from dagster_project.core.settled import group_keys, is_settled, refused_groups, rules_key
-from dagster_project.core.state import (
-    append_frame,
-    count_batch,
-    delete_batch,
+from dagster_project.core.settled import (
+    group_keys,
+    is_settled,
     read_settled,
-    utc_now,
+    refused_groups,
+    rules_key,
 )
+from dagster_project.core.staging import count_batch, delete_batch
 
 REJECTS_PER_REASON = 3  # rejected rows kept per reason for the run's metadata sample
 
