@@ -336,18 +336,7 @@ def push(
     if report.dry_run:
         update_run_record(state, ids.batch_id, status="dry_run")
     else:
-        update_run_record(
-            state,
-            ids.batch_id,
-            status="succeeded",
-            tokens_pushed=report.tokens_pushed,
-            tokens_quarantined=report.tokens_quarantined,
-            chunks_pushed=report.chunks_pushed,
-            requests_sent=report.requests_sent,
-            push_seconds=report.seconds,
-            sending_seconds=report.sending_seconds,
-            requests_per_second_limit=report.requests_per_second_limit,
-        )
+        update_run_record(state, ids.batch_id, status="succeeded", **report.run_counters())
     if report.requests_sent:
         busy = report.rate_limit_busy
         log(

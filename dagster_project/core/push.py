@@ -88,6 +88,18 @@ class PushReport:
     def tokens_per_second(self) -> float:
         return self.tokens_pushed / self.seconds if self.seconds else 0.0
 
+    def run_counters(self) -> dict[str, float]:
+        """The push's columns of ``esputnik_sync_runs``."""
+        return {
+            "tokens_pushed": self.tokens_pushed,
+            "tokens_quarantined": self.tokens_quarantined,
+            "chunks_pushed": self.chunks_pushed,
+            "requests_sent": self.requests_sent,
+            "push_seconds": self.seconds,
+            "sending_seconds": self.sending_seconds,
+            "requests_per_second_limit": self.requests_per_second_limit,
+        }
+
     @property
     def rate_limit_busy(self) -> float | None:
         """Requests sent per second over the configured limit: 1.0 means no slot was wasted."""
