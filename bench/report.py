@@ -12,7 +12,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster_project.core.push import rate_limit_busy
+from dagster_project.core.pacing import rate_limit_busy
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

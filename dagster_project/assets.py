@@ -37,7 +37,8 @@ from dagster_project.reporting import (
     push_result,
     validate_result,
 )
-from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.resources import EsputnikResource, WarehouseResource
+from dagster_project.settings import SyncSettings
 from dagster_project.sources import OWNERS, crm_contacts, telegram_subscribers
 
 GROUP = "esputnik_token_sync"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import typing
 import uuid
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-import phonenumbers
 import requests
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -17,81 +14,16 @@ from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.db import load_sql, strip_line_comments
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
-
-R = TypeVar("R", bound=ConfigurableResource)
+from dagster_project.env import SettingError, env_field, from_env
+from dagster_project.settings import SyncSettings
 
 DEFAULT_CHUNK_SIZE = 500
 MAX_CHUNK_SIZE = 10_000
 
 
-class SettingError(ValueError):
-    """A configuration value that cannot work; the message names the variable."""
-
-
 def demo_warehouse_url() -> str:
     """The embedded SQLite demo warehouse, beside the current directory's ``.demo/``."""
     return f"sqlite:///{Path.cwd() / '.demo' / 'warehouse.sqlite'}"
-
-
-def env_field(env: str, *default: object, description: str = "", **rules: Any) -> Any:
-    """A field fed by the environment variable ``env`` (read by ``from_env``); the variable's
-    name leads its description, which the Dagster UI shows. No default: required."""
-    text = f"{env}: {description}" if description else env
-    return Field(*default, description=text, json_schema_extra={"env": env}, **rules)
-
-
-def from_env(resource: type[R]) -> R:
-    """``resource`` with every ``env_field`` whose variable is set taken from the environment.
-
-    Text and integers are passed as ``EnvVar`` (the UI shows the variable, not the value; a
-    required one that is unset fails the run at its start, naming it); numbers and switches are
-    parsed here, with an error naming the variable. A variable set to an empty string counts as
-    unset, except for an optional setting with a default, where it means "none".
-    """
-    values: dict[str, object] = {}
-    for name, field in resource.model_fields.items():
-        extra = field.json_schema_extra
-        env = extra.get("env") if isinstance(extra, dict) else None
-        if env is None:
-            continue
-        raw = os.environ.get(env)
-        if raw is None or not raw.strip():
-            if field.is_required():
-                values[name] = EnvVar(env)
-            elif raw is not None and field.default is not None and _optional(field.annotation):
-                values[name] = None
-            continue
-        values[name] = _parse_setting(env, raw, _setting_kind(field.annotation))
-    return resource(**values)
-
-
-def _optional(annotation: object) -> bool:
-    return type(None) in typing.get_args(annotation)
-
-
-def _setting_kind(annotation: object) -> type:
-    kinds = [a for a in typing.get_args(annotation) or (annotation,) if a is not type(None)]
-    return kinds[0]
-
-
-def _parse_setting(env: str, raw: str, kind: type) -> object:
-    if kind is str:
-        return EnvVar(env)
-    if kind is int:
-        return EnvVar.int(env)
-    if kind is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise SettingError(f"{env}={raw!r} is not a number") from None
-    if kind is bool:
-        value = raw.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off"):
-            return False
-        raise SettingError(f"{env}={raw!r} must be true or false")
-    raise TypeError(f"{env}: no reader for settings of type {kind}")
 
 
 def _lenient_text(raw: bytes) -> str:
@@ -250,140 +182,6 @@ class EsputnikResource(ConfigurableResource):
         )
 
     __str__ = __repr__
-
-
-class SyncSettings(ConfigurableResource):
-    """Rules of the sync that are not about one outside system."""
-
-    phone_default_region: str | None = env_field(
-        "PHONE_DEFAULT_REGION",
-        "UA",
-        description="region of numbers without a country code; empty: refuse such numbers",
-    )
-    staging_retention_days: int = Field(default=7, gt=0)
-    validate_chunk_rows: int = env_field(
-        "SYNC_VALIDATE_CHUNK_ROWS",
-        200_000,
-        description="rows validated at once; bounds the run's memory",
-        gt=0,
-    )
-    dry_run: bool = env_field(
-        "SYNC_DRY_RUN", False, description="report what would be sent; send nothing"
-    )
-    push_lock_wait_seconds: float = env_field(
-        "SYNC_PUSH_LOCK_WAIT_SECONDS", 3600.0, description="for a concurrent run's push"
-    )
-    max_no_identifier_share: float = env_field(
-        "SYNC_MAX_NO_IDENTIFIER_SHARE", 0.25, description="before the push is blocked"
-    )
-    mass_change_multiple: float = env_field(
-        "SYNC_MASS_CHANGE_MULTIPLE", 10.0, description="of the recent average new tokens"
-    )
-    mass_change_min_tokens: int = env_field(
-        "SYNC_MASS_CHANGE_MIN_TOKENS", 1000, description="never blocked below this"
-    )
-    mass_change_lookback_runs: int = Field(default=14, gt=0)
-    allow_mass_change: bool = env_field(
-        "SYNC_ALLOW_MASS_CHANGE", False, description="let a deliberate flood through"
-    )
-    max_refused_share: float = env_field(
-        "SYNC_MAX_REFUSED_SHARE",
-        0.5,
-        description="of the tokens sent in a run refused by eSputnik, before the push stops",
-        ge=0,
-        le=1,
-    )
-    refused_min_tokens: int = env_field(
-        "SYNC_REFUSED_MIN_TOKENS",
-        100,
-        description="tokens sent before SYNC_MAX_REFUSED_SHARE applies",
-        gt=0,
-    )
-    journal_dir: str | None = env_field(
-        "SYNC_JOURNAL_DIR",
-        None,
-        description=(
-            "for chunks eSputnik accepted that the ledger could not take; default: beside a "
-            "SQLite state database, else ./.demo"
-        ),
-    )
-    max_quarantined_tokens: int = env_field(
-        "SYNC_MAX_QUARANTINED_TOKENS", 50, description="in one run before the check fails"
-    )
-    change_overlap_hours: float = env_field(
-        "SYNC_CHANGE_OVERLAP_HOURS",
-        48.0,
-        description="separate state database: how far before the last run a change run reads",
-        gt=0,
-    )
-    full_scan_every_days: float = env_field(
-        "SYNC_FULL_SCAN_EVERY_DAYS",
-        7.0,
-        description="separate state database: a run reads every subscriber this often",
-        gt=0,
-    )
-    events_grace_hours: float = env_field(
-        "SYNC_EVENTS_GRACE_HOURS", 48.0, description="how far behind the cursor to re-read"
-    )
-    events_future_tolerance_minutes: float = env_field(
-        "SYNC_EVENTS_FUTURE_TOLERANCE_MINUTES",
-        10.0,
-        description="events dated further past now are refused (clock skew allowance)",
-        ge=0,
-    )
-    events_chunk_rows: int = env_field(
-        "SYNC_EVENTS_CHUNK_ROWS", 50_000, description="message events read at once", gt=0
-    )
-    events_retention_days: int = env_field(
-        "SYNC_EVENTS_RETENTION_DAYS",
-        90,
-        description="processed and refused message events kept",
-        gt=0,
-    )
-    rejects_retention_days: int = env_field(
-        "SYNC_REJECTS_RETENTION_DAYS", 90, description="rows of esputnik_sync_rejects kept", gt=0
-    )
-    quarantine_retention_days: int = env_field(
-        "SYNC_QUARANTINE_RETENTION_DAYS",
-        90,
-        description="a quarantined token is retried once its entry is this old",
-        gt=0,
-    )
-    delivery_metrics_days: int = Field(default=35, gt=0)
-    blocked_rate_jump_multiple: float = env_field(
-        "SYNC_BLOCKED_RATE_JUMP_MULTIPLE", 3.0, description="of the 7-day average"
-    )
-    blocked_rate_floor: float = Field(
-        default=0.02, description="blocked rates under this never count as a jump"
-    )
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        self.default_region()
-        if not 0 <= self.max_no_identifier_share <= 1:
-            raise SettingError(
-                f"SYNC_MAX_NO_IDENTIFIER_SHARE={self.max_no_identifier_share} must be 0 to 1"
-            )
-        if self.mass_change_multiple <= 0:
-            raise SettingError(f"SYNC_MASS_CHANGE_MULTIPLE={self.mass_change_multiple} must be > 0")
-        if self.events_retention_days < self.delivery_metrics_days or (
-            self.events_retention_days * 24 <= self.events_grace_hours
-        ):
-            raise SettingError(
-                f"SYNC_EVENTS_RETENTION_DAYS={self.events_retention_days} must cover the "
-                f"{self.delivery_metrics_days} days of delivery metrics and "
-                f"SYNC_EVENTS_GRACE_HOURS={self.events_grace_hours:g}"
-            )
-
-    def default_region(self) -> str | None:
-        """The ISO region for phone numbers without a country code, or None to refuse them."""
-        if not self.phone_default_region:
-            return None
-        region = self.phone_default_region.strip().upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise SettingError(
-                f"PHONE_DEFAULT_REGION={self.phone_default_region!r} is not an ISO 3166 region code"
-            )
-        return region
 
 
 class AlertWebhookResource(ConfigurableResource):

@@ -19,8 +19,8 @@ from dagster import (
 )
 from dagster._utils.schedules import is_valid_cron_string
 
+from dagster_project.env import SettingError
 from dagster_project.jobs import esputnik_sync_job
-from dagster_project.resources import SettingError
 
 DEFAULT_CRON = "0 2 * * *"
 

@@ -40,7 +40,8 @@ from dagster_project.core.schema import StateSchemaError, ensure_state_schema
 from dagster_project.core.scope import Scope, ScopeError, plan_scope
 from dagster_project.core.staging import count_batch, purge_stale_batches, stage_new_tokens
 from dagster_project.core.validation import ValidationReport, validate_staged
-from dagster_project.resources import EsputnikResource, SyncSettings, WarehouseResource
+from dagster_project.resources import EsputnikResource, WarehouseResource
+from dagster_project.settings import SyncSettings
 
 Log = Callable[[str], None]
 

@@ -8,13 +8,9 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import Engine, create_engine, text
 
 from dagster_project.assets import sync_assets
-from dagster_project.resources import (
-    AlertWebhookResource,
-    EsputnikResource,
-    SyncSettings,
-    WarehouseResource,
-)
+from dagster_project.resources import AlertWebhookResource, EsputnikResource, WarehouseResource
 from dagster_project.sandbox import SandboxServer
+from dagster_project.settings import SyncSettings
 from dagster_project.warehouse_seed import create_warehouse_schema
 
 API_KEY = "test-secret-key-8c1f"

@@ -14,12 +14,8 @@ from dagster_project.core.events import check_events, event_keys
 from dagster_project.core.ledger import ledger_rows, record_chunk
 from dagster_project.core.schema import ensure_state_schema
 from dagster_project.delivery_assets import esputnik_message_events_ingested
-from dagster_project.resources import (
-    AlertWebhookResource,
-    EsputnikResource,
-    SyncSettings,
-    WarehouseResource,
-)
+from dagster_project.resources import AlertWebhookResource, EsputnikResource, WarehouseResource
+from dagster_project.settings import SyncSettings
 from dagster_project.warehouse_seed import create_message_events_table, land_message_events
 from tests.helpers import API_KEY, APP_UUID, last_metadata
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dagster_project.core.push import Progress, PushReport
+from dagster_project.core.pacing import Progress
+from dagster_project.core.push import PushReport
 
 
 class Clock:

@@ -9,12 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagster_project.core.identifiers import redact_personal_data
+from dagster_project.env import from_env
 from dagster_project.resources import (
     AlertDeliveryError,
     AlertWebhookResource,
     EsputnikResource,
     WarehouseResource,
-    from_env,
 )
 from tests.helpers import API_KEY, APP_UUID
 

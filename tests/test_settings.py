@@ -7,13 +7,9 @@ import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError
 
 from dagster_project.definitions import defs
-from dagster_project.resources import (
-    EsputnikResource,
-    SyncSettings,
-    WarehouseResource,
-    from_env,
-    resources_from_env,
-)
+from dagster_project.env import from_env
+from dagster_project.resources import EsputnikResource, WarehouseResource, resources_from_env
+from dagster_project.settings import SyncSettings
 from tests.helpers import (
     API_KEY,
     APP_UUID,
