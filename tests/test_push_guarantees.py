@@ -189,9 +189,20 @@ def test_a_ledger_write_that_keeps_failing_journals_the_chunk_and_stops(
     ledger_lock, sandbox, tmp_path
 ):
     engine, hold, release = ledger_lock
-    hold()
+    # The lock is taken while eSputnik holds the first request: the count taken before the
+    # request is written, the ledger write after the 2xx is not.
+    sandbox.set_faults(latency_seconds=0.5, latency_first=1)
+
+    def hold_once_sent() -> None:
+        while sandbox.state.snapshot()["requests_seen"] < 1:
+            time.sleep(0.01)
+        hold()
+
+    holder = threading.Thread(target=hold_once_sent)
+    holder.start()
     with pytest.raises(LedgerWriteError) as stopped:
         push(engine, sandbox, ledger_attempts=2, journal_dir=tmp_path / "journal")
+    holder.join()
     message = str(stopped.value)
     assert "accepted chunk 1 (4 tokens)" in message and "journal" in message
     assert sandbox.state.snapshot()["requests_seen"] == 1  # stopped at once
@@ -287,3 +298,42 @@ def test_the_push_holds_no_transaction_open_while_it_sends(postgres_url, sandbox
     assert token_counts(sandbox) == Counter(dict.fromkeys(TOKENS, 1))
     watcher.dispose()
     engine.dispose()
+
+
+KILLED_PUSH = """
+import sys
+from sqlalchemy import create_engine
+from dagster_project.core.esputnik import EsputnikClient
+from dagster_project.core.push import PushOptions, push_pending
+url, base_url, api_key, app_uuid = sys.argv[1:]
+client = EsputnikClient(base_url=base_url, app_uuid=app_uuid, api_key=api_key, read_timeout=30)
+push_pending(create_engine(url), client, "batch-1", "run-killed", PushOptions(chunk_size=4))
+"""
+
+
+def test_a_run_killed_during_its_first_request_cannot_lead_to_a_third_copy(sqlite_url, sandbox):
+    """The request is counted before it goes out: killed while eSputnik stores the chunk, the
+    run leaves its tokens at one send; a later lost answer then puts them in doubt."""
+    engine = state_engine(sqlite_url)
+    stage(engine, TOKENS[:4])
+    sandbox.set_faults(latency_seconds=1.0)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUSH, sqlite_url, sandbox.base_url, API_KEY, APP_UUID]
+    )
+    deadline = time.monotonic() + 30
+    while sandbox.state.snapshot()["requests_seen"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.kill()  # as a kill -9 of the run's process, with the request open
+    child.wait()
+    time.sleep(1.5)  # eSputnik finishes storing the chunk nobody waits for
+    assert token_counts(sandbox) == Counter(dict.fromkeys(TOKENS[:4], 1))
+    assert ledger(engine) == Counter()
+
+    sandbox.set_faults(sequence=["store-drop"])  # the next run's answer is lost too
+    with pytest.raises(TokensInDoubtError):
+        push(engine, sandbox, "run-2")
+    assert token_counts(sandbox) == Counter(dict.fromkeys(TOKENS[:4], 2))
+    assert count_in_doubt(engine, APP_UUID) == 4
+    sandbox.set_faults()
+    push(engine, sandbox, "run-3")  # in doubt: never sent again until released
+    assert max(token_counts(sandbox).values()) == 2

@@ -169,15 +169,16 @@ class _Delivery:
         if not rows:
             return
         ledger = ledger_rows(self.client.app_uuid, self.run_id, chunk_no, rows)
-        resent = [row["token"] for row in rows if row["sends"]]
-        if resent:  # counted before it goes out: a kill during the resend still counts it
-            self._write(note_sends, self.engine, [e for e in ledger if e["token"] in resent])
+        tokens = [row["token"] for row in rows]
         self._before_request()
+        # Every request is counted per token before it goes out and the count is taken back
+        # with the ledger write: a run killed with a request open leaves its tokens counted, so
+        # no later run can make a third copy.
+        self._write(note_sends, self.engine, ledger)
         try:
             self.client.post_tokens([token_payload(row) for row in rows])
         except EsputnikAmbiguousError as exc:
-            first = {row["token"] for row in rows if not row["sends"]}
-            self._write(note_sends, self.engine, [e for e in ledger if e["token"] in first])
+            first = [row["token"] for row in rows if not row["sends"]]
             self.log(
                 f"chunk {chunk_no}: {exc}; "
                 + (f"sending its {len(first):,} tokens once more" if first else "no more sends")
@@ -187,13 +188,13 @@ class _Delivery:
             self.deliver(chunk_no, [row | {"sends": row["sends"] + 1} for row in rows])
             return
         except (EsputnikRejectedError, EsputnikTooLargeError) as exc:
-            self._write(undo_sends, self.engine, self.client.app_uuid, resent)
+            self._write(undo_sends, self.engine, self.client.app_uuid, tokens)
             self._refused(chunk_no, rows, exc)
             return
         except EsputnikError:
-            self._write(undo_sends, self.engine, self.client.app_uuid, resent)
+            self._write(undo_sends, self.engine, self.client.app_uuid, tokens)
             raise
-        self._record(chunk_no, ledger, resent)
+        self._record(chunk_no, ledger, tokens)
         with self.lock:
             self.report.tokens_pushed += len(rows)
 
