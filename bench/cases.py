@@ -12,10 +12,11 @@
   sync again (measured): the ledger holds all but the new tokens. The new rows' subscription
   dates spread over the whole history like every other row's (datagen.START .. END): late
   arrivals, which a run over recent days only would miss.
-- ``noop``: rerun over every subscriber with nothing changed; reuses the warehouse of the previous case when it is
-  fully synced at N rows, else seeds and syncs one first. A no-op leaves the warehouse and the
-  ledger as they were, so it is measured ``noop_repeats`` times in a row (the table's summary
-  gives the median): single runs on a shared host vary by tens of per cent.
+- ``noop``: rerun over every subscriber with nothing changed; reuses the warehouse of the
+  previous case when it is fully synced at N rows, else seeds and syncs one first. A no-op
+  leaves the warehouse and the ledger as they were, so it is measured ``noop_repeats`` times in
+  a row (the table's summary gives the median): single runs on a shared host vary by tens of
+  per cent.
 
 The baseline (baseline.py) runs right before each measured sync, on the same data and ledger.
 """

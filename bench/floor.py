@@ -1,4 +1,4 @@
-"""The floor: the cheapest Dagster run of the sync's shape, for ``python -m bench``'s ``empty`` case.
+"""The floor: the cheapest Dagster run of the sync's shape (``python -m bench``, case empty).
 
 One unpartitioned asset that does nothing, in one process (``in_process_executor``, as the
 sync), launched by the same ``dagster asset materialize`` CLI under the same measurement and
