@@ -34,7 +34,7 @@ sandbox: install  ## the eSputnik sandbox in the foreground on port 8765, with t
 	$(BIN)/python -m dagster_project.sandbox --port 8765 \
 		--api-key demo-api-key --app-uuid 5b0a3a6e-1c2d-4e5f-8a9b-0c1d2e3f4a5b
 
-bench: install  ## benchmark: 1M subscribers on SQLite and PostgreSQL, next to a naive loop
+bench: install  ## benchmark: 1M subscribers on SQLite and PostgreSQL, beside the floor run and a naive loop
 	$(BIN)/python -m bench --sizes 1000000 --backends sqlite,postgres --noop-repeats 3
 
 clean:

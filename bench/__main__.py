@@ -1,11 +1,15 @@
 """``python -m bench``: time the real sync (Dagster CLI + sandbox) against a naive baseline.
 
+Every measured sync is the documented CLI call without run config: it reconciles every
+subscriber against the ledger. Each figure is printed beside the floor, a one-asset Dagster run
+that does nothing (bench/floor.py), and the targets are printed under the table.
+
 Examples::
 
     python -m bench --quick --backends sqlite,postgres
     python -m bench --sizes 1000000 --cases first,incremental,noop
     python -m bench --sizes 5000000 --cases incremental          # 4.5M synced, then 500k new
-    python -m bench --sizes 20000 --cases empty --backends sqlite   # the day's fixed cost only
+    python -m bench --sizes 20000 --cases empty --noop-repeats 3    # the floor only
 """
 
 from __future__ import annotations
@@ -101,8 +105,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--instance",
         choices=INSTANCES,
         default="sqlite",
-        help="the Dagster instance's storage (postgres: deploy/dagster.postgres.yaml in a "
-        "throw-away database on --postgres-url's server, with DAGSTER_EVENT_BATCH_SIZE set)",
+        help="the Dagster instance's storage, for the sync and the floor alike (postgres: "
+        "deploy/dagster.postgres.yaml in a throw-away database on --postgres-url's server)",
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_ADMIN_URL)
     parser.add_argument(

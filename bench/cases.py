@@ -1,15 +1,22 @@
 """The bench cases, each a sequence of seed -> (setup run) -> measured run on one warehouse.
 
-- ``empty``: the same 30-day run over a warehouse without rows: what a run costs before it has
-  any work (interpreter and Dagster start-up, the run's events, the run record), on the day's
-  host. Every other case's wall time includes it. It has no size, so it runs once per backend.
+- ``empty``: the floor, a one-asset Dagster run that does nothing (bench/floor.py), launched by
+  the same CLI under the same measurement and Dagster instance: interpreter and Dagster
+  start-up, the run's events and exit, on the day's host. No sync can go under it, and every
+  figure is printed beside it (the table's ``floor`` and ``- floor`` columns). It is measured
+  ``noop_repeats`` times (the median is the floor), then the real sync runs once over a warehouse
+  without rows (``empty warehouse``: the floor plus the sync's own fixed cost). It has no size,
+  so it runs once per backend, first.
 - ``first``: N rows, empty ledger, everything is new.
 - ``incremental``: seed N - new rows, sync them (setup run), add ``new`` rows with new chat ids,
-  sync again (measured): the ledger holds all but the new tokens.
-- ``noop``: rerun with nothing changed; reuses the warehouse of the previous case when it is
-  fully synced at N rows, else seeds and syncs one first. A no-op leaves the warehouse and the
-  ledger as they were, so it is measured ``noop_repeats`` times in a row (the table's summary
-  gives the median): single runs on a shared host vary by tens of per cent.
+  sync again (measured): the ledger holds all but the new tokens. The new rows' subscription
+  dates spread over the whole history like every other row's (datagen.START .. END): late
+  arrivals, which a run over recent days only would miss.
+- ``noop``: rerun over every subscriber with nothing changed; reuses the warehouse of the
+  previous case when it is fully synced at N rows, else seeds and syncs one first. A no-op
+  leaves the warehouse and the ledger as they were, so it is measured ``noop_repeats`` times in
+  a row (the table's summary gives the median): single runs on a shared host vary by tens of
+  per cent.
 
 The baseline (baseline.py) runs right before each measured sync, on the same data and ledger.
 """
@@ -25,9 +32,11 @@ from bench import datagen, warehouse
 from bench.baseline import run_baseline
 from bench.hotspots import summarize
 from bench.sandbox import API_KEY, APP_UUID, BASELINE_APP_UUID, Sandbox
-from bench.sync_run import RunSettings, run_sync
+from bench.sync_run import RunSettings, run_floor, run_sync
 
 CASES = ("empty", "first", "incremental", "noop")
+FLOOR = "empty"  # the entries of the floor run carry this case name
+EMPTY_WAREHOUSE = "empty warehouse"
 
 
 @dataclass
@@ -108,19 +117,42 @@ class Bench:
         )
 
     # --- runs ------------------------------------------------------------------------------
-    def sync(self, lane: Lane, backend: str, case: str, role: str, baseline: bool = True) -> dict:
-        """One sync run against a fresh sandbox; the baseline first when the run is measured
-        (and ``baseline`` is left on)."""
-        self.counter += 1
-        label = f"{self.counter:02d}-{backend}-{lane.rows}-{case}-{role}"
+    def _settings(self, role: str) -> RunSettings:
         settings = self.options.run
-        run_settings = RunSettings(
+        return RunSettings(
             chunk_size=settings.chunk_size,
             dagster_home=settings.dagster_home,
             logs=settings.logs,
             profiler=settings.profiler if role == "measured" else None,
             extra_env=settings.extra_env,
         )
+
+    def floor(self, backend: str) -> dict:
+        """One floor run (bench/floor.py); its entry sits with ``backend``'s figures."""
+        self.counter += 1
+        label = f"{self.counter:02d}-{backend}-floor"
+        self.say(f"  {label}: dagster asset materialize -m bench.floor ...")
+        result = run_floor(self._settings("measured"), label)
+        entry = {"backend": backend, "case": FLOOR, "role": "measured", "label": label}
+        entry["sync"] = result
+        self.entries.append(entry)
+        if result["returncode"] != 0:
+            entry["failed"] = True
+            tail = "\n    ".join(result.get("error_tail", []))
+            raise RuntimeError(f"{label}: the floor run failed; log tail:\n    {tail}")
+        self.say(
+            f"  {label}: wall {result['wall_seconds']:.1f}s, "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+        return entry
+
+    def sync(self, lane: Lane, backend: str, case: str, role: str, baseline: bool = True) -> dict:
+        """One sync run against a fresh sandbox; the baseline first when the run is measured
+        (and ``baseline`` is left on)."""
+        self.counter += 1
+        label = f"{self.counter:02d}-{backend}-{lane.rows}-{case.replace(' ', '-')}-{role}"
+        settings = self.options.run
+        run_settings = self._settings(role)
         entry: dict = {"backend": backend, "case": case, "role": role, "label": label}
         entry["seeding"], lane.seeding = lane.seeding, []
         with Sandbox(settings.logs / f"{label}.sandbox.log", settings.extra_env) as sandbox:
@@ -183,8 +215,10 @@ class Bench:
         new = max(1, round(size * self.options.new_fraction))
         self.say(f"[{backend} N={size:,}] case {case}")
         if case == "empty":
+            for _ in range(self.options.noop_repeats):
+                self.floor(backend)
             lane = self.fresh(backend, f"{size}-empty")
-            self.sync(lane, backend, case, "measured", baseline=False)
+            self.sync(lane, backend, EMPTY_WAREHOUSE, "measured", baseline=False)
         elif case == "first":
             lane = self.fresh(backend, f"{size}-first")
             self.add_rows(lane, size)

@@ -2,10 +2,8 @@
 
 ``sqlite`` is Dagster's default: run, event and schedule storage as SQLite files in
 ``DAGSTER_HOME``. ``postgres`` is the shared deployment of ``deploy/dagster.postgres.yaml``, in a
-throw-away database, with ``DAGSTER_EVENT_BATCH_SIZE`` set as the README recommends for it: a
-run over a range of days then writes each asset's per-day "planned" and materialization events
-in one batch instead of one write each. (Dagster's SQLite storage has no batch write, so the
-variable changes nothing there.)
+throw-away database. The floor run (bench/floor.py) uses the same instance as the sync, so the
+difference between the two is the sync's own.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from bench.sync_run import REPO_ROOT
 from bench.warehouse import create_database, drop_database
 
 INSTANCES = ("sqlite", "postgres")
-EVENT_BATCH_SIZE = "1000"
 
 
 @dataclass
@@ -32,7 +29,7 @@ class Instance:
     def describe(self) -> str:
         if self.kind == "sqlite":
             return "SQLite in DAGSTER_HOME (Dagster's default)"
-        return f"PostgreSQL, DAGSTER_EVENT_BATCH_SIZE={EVENT_BATCH_SIZE}"
+        return "PostgreSQL (deploy/dagster.postgres.yaml)"
 
     def drop(self) -> None:
         if self.admin_url and self.database_url:
@@ -53,10 +50,7 @@ def prepare(kind: str, dagster_home: Path, postgres_admin_url: str) -> Instance:
     storage_url = make_url(url).set(drivername="postgresql+psycopg2")
     return Instance(
         kind,
-        env={
-            "DAGSTER_POSTGRES_URL": storage_url.render_as_string(hide_password=False),
-            "DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE,
-        },
+        env={"DAGSTER_POSTGRES_URL": storage_url.render_as_string(hide_password=False)},
         admin_url=postgres_admin_url,
         database_url=url,
     )

@@ -15,6 +15,17 @@ from pathlib import Path
 from dagster_project.core.pacing import rate_limit_busy
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+FLOOR_CASE = "empty"  # bench/cases.py: the floor run's entries
+
+# Targets, printed beside the figures (never asserted). The peer is a dlt pipeline doing the same
+# job, measured at 92-115 s for a first run over 1M rows and 13-17 s for a night with 100k new.
+TARGET_ROWS = 1_000_000
+FIRST_RUN_TARGET = 46.0  # half the peer's fastest first run
+NEW_ROWS_TARGET = (13.0, 17.0)  # the peer's night with 100k new rows
+NOOP_OVER_FLOOR_TARGET = 2.0
+MEMORY_TARGET_MB = 1_500.0
+MEMORY_TARGET_ROWS = 5_000_000
+CASE_TARGETS = ("first", "incremental", "noop")
 
 COLUMNS = (
     ("backend", 8, "{}"),
@@ -28,6 +39,8 @@ COLUMNS = (
     ("push", 7, "{:.1f}"),
     ("bookkeep", 8, "{:.1f}"),
     ("wall s", 7, "{:.1f}"),
+    ("floor s", 7, "{:.1f}"),
+    ("- floor", 7, "{:+.1f}"),
     ("rows/s", 8, "{:,.0f}"),
     ("push tok/s", 10, "{:,.0f}"),
     ("limit busy", 10, "{:.0%}"),
@@ -38,8 +51,30 @@ COLUMNS = (
 )
 
 
-def table_row(entry: dict) -> dict[str, object]:
-    """The table's cells for one run (None where a figure does not apply)."""
+def _measured(entries: list[dict]) -> list[dict]:
+    return [e for e in entries if e["role"] == "measured" and not e.get("failed")]
+
+
+def _rows(entry: dict) -> int:
+    return int(entry["sync"].get("run_record", {}).get("rows_extracted") or 0)
+
+
+def _case_name(case: str) -> str:
+    return "empty (floor)" if case == FLOOR_CASE else case
+
+
+def floors(entries: list[dict]) -> dict[str, float]:
+    """Per backend, the median wall time of its floor runs (bench/floor.py)."""
+    walls: dict[str, list[float]] = {}
+    for entry in _measured(entries):
+        if entry["case"] == FLOOR_CASE:
+            walls.setdefault(entry["backend"], []).append(float(entry["sync"]["wall_seconds"]))
+    return {backend: statistics.median(times) for backend, times in walls.items()}
+
+
+def table_row(entry: dict, floor: float | None = None) -> dict[str, object]:
+    """The table's cells for one run (None where a figure does not apply); ``floor`` is the
+    median floor run of the entry's backend, when one was measured."""
     sync = entry["sync"]
     record = sync.get("run_record", {}) if not entry.get("failed") else {}
     baseline = entry.get("baseline") or {}
@@ -48,7 +83,9 @@ def table_row(entry: dict) -> dict[str, object]:
     return {
         "backend": entry["backend"],
         "rows": int(record.get("rows_extracted") or 0),
-        "case": (entry["case"] if entry["role"] == "measured" else f"({entry['case']} setup)")
+        "case": (
+            _case_name(entry["case"]) if entry["role"] == "measured" else f"({entry['case']} setup)"
+        )
         + (" FAILED" if entry.get("failed") else ""),
         "new": int(record.get("tokens_new") or 0),
         "pushed": pushed,
@@ -58,6 +95,8 @@ def table_row(entry: dict) -> dict[str, object]:
         "push": push,
         "bookkeep": sync["bookkeeping_seconds"],
         "wall s": sync["wall_seconds"],
+        "floor s": floor,
+        "- floor": None if floor is None else sync["wall_seconds"] - floor,
         "rows/s": entry.get("rows_per_second"),
         "push tok/s": pushed / push if push and pushed else None,
         "limit busy": rate_limit_busy(
@@ -72,27 +111,95 @@ def table_row(entry: dict) -> dict[str, object]:
     }
 
 
+def _walls(entries: list[dict]) -> dict[tuple[str, int, str], list[float]]:
+    """Wall times of the measured runs by (backend, rows, case), in run order."""
+    walls: dict[tuple[str, int, str], list[float]] = {}
+    for entry in _measured(entries):
+        key = (entry["backend"], _rows(entry), entry["case"])
+        walls.setdefault(key, []).append(float(entry["sync"]["wall_seconds"]))
+    return walls
+
+
 def repeated_runs(entries: list[dict]) -> list[str]:
     """One line per case measured more than once: median wall time and the spread."""
-    walls: dict[tuple[str, int, str], list[float]] = {}
-    for entry in entries:
-        if entry["role"] == "measured" and not entry.get("failed"):
-            rows = int(entry["sync"]["run_record"].get("rows_extracted") or 0)
-            key = (entry["backend"], rows, entry["case"])
-            walls.setdefault(key, []).append(float(entry["sync"]["wall_seconds"]))
+    walls = _walls(entries)
     return [
-        f"{backend} {case} over {rows:,} rows: median wall {statistics.median(times):.1f}s "
-        f"of {len(times)} runs ({min(times):.1f}-{max(times):.1f}s)"
+        f"{backend} {_case_name(case)} over {rows:,} rows: median wall "
+        f"{statistics.median(times):.1f}s of {len(times)} runs ({min(times):.1f}-{max(times):.1f}s)"
         for (backend, rows, case), times in walls.items()
         if len(times) > 1
     ]
 
 
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def targets(entries: list[dict]) -> list[str]:
+    """One line per target and backend: the measured figure beside the target (medians of
+    repeated runs). Speed targets are for 1M rows, the memory target for 5M."""
+    floor_of = floors(entries)
+    walls = _walls(entries)
+    lines: list[str] = []
+    backends = list(dict.fromkeys(e["backend"] for e in _measured(entries)))
+    for backend in backends:
+        floor = floor_of.get(backend)
+        floor_note = "no floor measured" if floor is None else f"floor {floor:.1f}s"
+        first = walls.get((backend, TARGET_ROWS, "first"))
+        if first:
+            wall = statistics.median(first)
+            lines.append(
+                f"{backend} first run over 1M: {wall:.1f}s, target <= {FIRST_RUN_TARGET:.0f}s "
+                f"(half the peer's 92-115 s): {_verdict(wall <= FIRST_RUN_TARGET)}"
+            )
+        new = walls.get((backend, TARGET_ROWS, "incremental"))
+        if new:
+            wall = statistics.median(new)
+            low, high = NEW_ROWS_TARGET
+            verdict = "met" if wall <= low else "within the peer's range" if wall <= high else None
+            verdict = verdict or "MISSED"
+            lines.append(
+                f"{backend} 1M with new rows (old subscription dates among them): {wall:.1f}s, "
+                f"target <= the peer's {low:.0f}-{high:.0f}s: {verdict}"
+            )
+        noop = walls.get((backend, TARGET_ROWS, "noop"))
+        if noop:
+            wall = statistics.median(noop)
+            over = "" if floor is None else f", {wall - floor:+.1f}s over the floor"
+            verdict = (
+                "no floor to compare"
+                if floor is None
+                else _verdict(wall - floor <= NOOP_OVER_FLOOR_TARGET)
+            )
+            lines.append(
+                f"{backend} no-op over 1M: median {wall:.1f}s ({floor_note}{over}), target "
+                f"within {NOOP_OVER_FLOOR_TARGET:.0f}s of the floor: {verdict}"
+            )
+    big = [e for e in _measured(entries) if _rows(e) >= MEMORY_TARGET_ROWS]
+    if big:
+        peak = max(
+            max(e["sync"]["peak_rss_mb"], e["sync"].get("peak_tree_rss_mb") or 0) for e in big
+        )
+        lines.append(
+            f"peak RSS at 5M rows or more (run or its process tree): {peak:,.0f} MB, target "
+            f"< {MEMORY_TARGET_MB:,.0f} MB: {_verdict(peak < MEMORY_TARGET_MB)}"
+        )
+    else:
+        lines.append(
+            f"peak RSS target < {MEMORY_TARGET_MB:,.0f} MB at 5M rows: not measured in this "
+            "invocation (python -m bench --sizes 5000000 --cases incremental)"
+        )
+    if not any(walls.get((b, TARGET_ROWS, c)) for b in backends for c in CASE_TARGETS):
+        lines.insert(0, "(speed targets are for 1M rows; none measured in this invocation)")
+    return ["targets (printed, not asserted):", *(f"  {line}" for line in lines)]
+
+
 def format_table(entries: list[dict]) -> str:
     header = "  ".join(name.rjust(width) for name, width, _ in COLUMNS)
     lines = [header, "-" * len(header)]
+    floor_of = floors(entries)
     for entry in entries:
-        cells = table_row(entry)
+        cells = table_row(entry, floor_of.get(entry["backend"]))
         lines.append(
             "  ".join(
                 ("-" if cells[name] is None else fmt.format(cells[name])).rjust(width)
@@ -101,7 +208,9 @@ def format_table(entries: list[dict]) -> str:
         )
     lines.append(
         "seconds per phase from esputnik_sync_runs; bookkeep = wall - phases (CLI start-up, "
-        "Dagster, GX context); push tok/s = pushed / push seconds; limit busy = requests sent per "
+        "Dagster, GX context); floor s = median wall of the backend's floor runs (bench/floor.py: "
+        "a one-asset Dagster run that does nothing, same CLI and instance); - floor = wall - "
+        "floor s; push tok/s = pushed / push seconds; limit busy = requests sent per "
         "second over ESPUTNIK_REQUESTS_PER_SECOND (--requests-per-second); RSS = peak of the run's "
         "process; tree = peak of it and its helper processes together (sampled every 0.2 s)."
     )
@@ -110,6 +219,7 @@ def format_table(entries: list[dict]) -> str:
         "* naive rows/s is EXTRAPOLATED from a random sample processed row by row "
         "(see 'baseline' in the JSON); speed-up = sync rows/s / naive rows/s."
     )
+    lines.extend(targets(entries))
     return "\n".join(lines)
 
 

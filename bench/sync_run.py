@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.datagen import PARTITION_RANGE
+from bench.floor import floor_command
 from bench.sandbox import API_KEY, APP_UUID
 from bench.warehouse import Warehouse, latest_run, opened
 from dagster_project.demo import materialize_command
@@ -35,7 +35,8 @@ class RunSettings:
 
 
 def dagster_command() -> list[str]:
-    return materialize_command(PARTITION_RANGE)
+    """The measured sync: the CLI call with no run config, i.e. every subscriber."""
+    return materialize_command()
 
 
 def profiler_installed(profiler: str) -> bool:
@@ -77,31 +78,13 @@ def _profiled(command: list[str], profiler: str | None, output: Path) -> list[st
     return command
 
 
-def run_sync(
-    warehouse: Warehouse, base_url: str, settings: RunSettings, label: str
+def _measured(
+    command: list[str], env: dict[str, str], settings: RunSettings, label: str
 ) -> dict[str, object]:
-    """Materialize the group over the whole range once; return measurements and phase seconds."""
-    env = {
-        **os.environ,
-        "WAREHOUSE_URL": warehouse.url,
-        "ESPUTNIK_API_KEY": API_KEY,
-        "ESPUTNIK_APP_UUID": APP_UUID,
-        "ESPUTNIK_BASE_URL": base_url,
-        "ESPUTNIK_CHUNK_SIZE": str(settings.chunk_size),
-        "DAGSTER_HOME": str(settings.dagster_home),
-        **settings.extra_env,
-    }
-    for name in (
-        "SYNC_STATE_URL",
-        "WAREHOUSE_EXTRACT_SQL",
-        "SYNC_DRY_RUN",
-        "DAGSTER_EVENT_BATCH_SIZE",
-    ):
-        if name not in settings.extra_env:
-            env.pop(name, None)
+    """Run ``command`` under ``bench.measure`` (profiled when asked); its measurements."""
     suffix = ".collapsed.txt" if settings.profiler == "py-spy" else ".txt"
     profile = settings.logs / f"{label}.profile{suffix}"
-    command = _profiled(dagster_command(), settings.profiler, profile)
+    command = _profiled(command, settings.profiler, profile)
     out = settings.logs / f"{label}.measure.json"
     log = settings.logs / f"{label}.log"
     helper = [sys.executable, "-m", "bench.measure", "--out", str(out), "--log", str(log)]
@@ -109,19 +92,63 @@ def run_sync(
     # the helper imports bench from the repository; the CLI itself runs in the work dir
     subprocess.run([*helper, *command], env=env, check=True, cwd=str(REPO_ROOT))
     measured = json.loads(out.read_text())
-    with opened(warehouse) as engine:
-        record = latest_run(engine) or {}
-    phases = {p: float(record.get(f"{p}_seconds") or 0.0) for p in PHASES}
-    wall = float(measured["wall_seconds"])
     result: dict[str, object] = {
         **measured,
         "log": str(log),
         "profile": str(profile) if settings.profiler else None,
+    }
+    if measured["returncode"] != 0:
+        result["error_tail"] = log.read_text(errors="replace").splitlines()[-25:]
+    return result
+
+
+def _base_env(settings: RunSettings) -> dict[str, str]:
+    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), **settings.extra_env}
+    for name in ("SYNC_STATE_URL", "WAREHOUSE_EXTRACT_SQL", "SYNC_DRY_RUN"):
+        if name not in settings.extra_env:
+            env.pop(name, None)
+    return env
+
+
+def run_floor(settings: RunSettings, label: str) -> dict[str, object]:
+    """The floor run (bench/floor.py): a one-asset run that does nothing, measured the same way.
+
+    It reads no warehouse, so its phases are zero and all its wall time is bookkeeping.
+    """
+    env = _base_env(settings)
+    # bench.floor comes from the repository; a snapshot's PYTHONPATH stays in front of it
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO_ROOT)) if p)
+    result = _measured(floor_command(), env, settings, label)
+    wall = float(result["wall_seconds"])
+    return {
+        **result,
+        "run_record": {},
+        **{f"{p}_seconds": 0.0 for p in PHASES},
+        "bookkeeping_seconds": wall,
+    }
+
+
+def run_sync(
+    warehouse: Warehouse, base_url: str, settings: RunSettings, label: str
+) -> dict[str, object]:
+    """Materialize the group once over every subscriber; return measurements and phase seconds."""
+    env = {
+        **_base_env(settings),
+        "WAREHOUSE_URL": warehouse.url,
+        "ESPUTNIK_API_KEY": API_KEY,
+        "ESPUTNIK_APP_UUID": APP_UUID,
+        "ESPUTNIK_BASE_URL": base_url,
+        "ESPUTNIK_CHUNK_SIZE": str(settings.chunk_size),
+        **settings.extra_env,
+    }
+    result = _measured(dagster_command(), env, settings, label)
+    with opened(warehouse) as engine:
+        record = latest_run(engine) or {}
+    phases = {p: float(record.get(f"{p}_seconds") or 0.0) for p in PHASES}
+    wall = float(result["wall_seconds"])
+    return {
+        **result,
         "run_record": {k: (v if isinstance(v, int | float) else str(v)) for k, v in record.items()},
         **{f"{p}_seconds": s for p, s in phases.items()},
         "bookkeeping_seconds": wall - sum(phases.values()),
     }
-    if measured["returncode"] != 0:
-        tail = log.read_text(errors="replace").splitlines()[-25:]
-        result["error_tail"] = tail
-    return result

@@ -1,8 +1,8 @@
-"""The bench's summary of repeated runs (bench/report.py), on hand-made entries."""
+"""The bench's printed summary (bench/report.py): repeated runs, the floor, the targets."""
 
 from __future__ import annotations
 
-from bench.report import repeated_runs
+from bench.report import floors, format_table, repeated_runs, table_row, targets
 
 
 def entry(backend: str, case: str, role: str, wall: float, rows: int = 1000, **extra) -> dict:
@@ -29,3 +29,72 @@ def test_repeated_measured_runs_get_a_median_line_each():
 
 def test_single_runs_get_no_summary():
     assert repeated_runs([entry("sqlite", "first", "measured", 30.0)]) == []
+
+
+def floor_entry(backend: str, wall: float) -> dict:
+    """A floor run (bench/floor.py): no run record, all of it bookkeeping."""
+    return full_entry(backend, "empty", wall, rows=0)
+
+
+def test_floor_is_the_median_of_each_backends_floor_runs():
+    entries = [
+        floor_entry("sqlite", 5.0),
+        floor_entry("sqlite", 7.0),
+        floor_entry("sqlite", 6.0),
+        floor_entry("postgres", 4.0),
+        entry("sqlite", "noop", "measured", 9.0),
+    ]
+    assert floors(entries) == {"sqlite": 6.0, "postgres": 4.0}
+
+
+def full_entry(backend: str, case: str, wall: float, rows: int = 1_000_000) -> dict:
+    phases = {f"{p}_seconds": 0.0 for p in ("extract", "validate", "diff", "push")}
+    sync = {
+        "wall_seconds": wall,
+        "run_record": {"rows_extracted": rows},
+        "bookkeeping_seconds": wall,
+        "peak_rss_mb": 700.0,
+        "peak_tree_rss_mb": 900.0,
+        **phases,
+    }
+    return {"backend": backend, "case": case, "role": "measured", "sync": sync}
+
+
+def test_each_row_shows_its_backends_floor_and_the_difference():
+    entries = [
+        floor_entry("sqlite", 5.0),
+        full_entry("sqlite", "noop", 8.5),
+        full_entry("postgres", "noop", 8.0),  # no floor measured for postgres
+    ]
+    cells = table_row(entries[1], floors(entries).get("sqlite"))
+    assert (cells["floor s"], cells["- floor"]) == (5.0, 3.5)
+    assert table_row(entries[2])["- floor"] is None
+    table = format_table(entries)
+    assert "empty (floor)" in table
+    assert "+3.5" in table
+
+
+def test_targets_name_each_figure_beside_its_target():
+    entries = [
+        floor_entry("sqlite", 5.0),
+        full_entry("sqlite", "first", 40.0),
+        full_entry("sqlite", "incremental", 15.0),
+        full_entry("sqlite", "noop", 8.0),
+        full_entry("sqlite", "noop", 6.5),
+        full_entry("sqlite", "noop", 6.0),
+        full_entry("postgres", "first", 60.0),
+        full_entry("postgres", "noop", 6.0),
+    ]
+    lines = targets(entries)
+    text = "\n".join(lines)
+    assert "sqlite first run over 1M: 40.0s, target <= 46s" in text and ": met" in lines[1]
+    assert "sqlite 1M with new rows" in text and "within the peer's range" in text
+    assert "sqlite no-op over 1M: median 6.5s (floor 5.0s, +1.5s over the floor)" in text
+    assert "postgres first run over 1M: 60.0s" in text and "MISSED" in text
+    assert "postgres no-op over 1M: median 6.0s (no floor measured)" in text
+    assert "not measured in this invocation" in text  # no 5M run
+
+
+def test_memory_target_reads_the_larger_of_process_and_tree_at_5m():
+    lines = targets([full_entry("sqlite", "incremental", 80.0, rows=5_000_000)])
+    assert any("900 MB, target < 1,500 MB: met" in line for line in lines)
