@@ -8,13 +8,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.db import load_sql, strip_line_comments
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
-from dagster_project.env import SettingError, env_field, from_env
+from dagster_project.env import EnvResource, SettingError, env_field, from_env
 from dagster_project.settings import SyncSettings
 
 DEFAULT_CHUNK_SIZE = 500
@@ -46,7 +46,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-class WarehouseResource(ConfigurableResource):
+class WarehouseResource(EnvResource):
     """The CRM warehouse the subscribers are read from, and the database holding sync state.
 
     ``url`` and ``state_url`` are SQLAlchemy URLs (``WAREHOUSE_URL``, ``SYNC_STATE_URL``). The
@@ -100,7 +100,7 @@ class WarehouseResource(ConfigurableResource):
             engine.dispose()
 
 
-class EsputnikResource(ConfigurableResource):
+class EsputnikResource(EnvResource):
     """eSputnik's token API for one mobile/bot app.
 
     ``api_key`` is the secret (``ESPUTNIK_API_KEY``), sent as the Basic-auth password only.
@@ -134,9 +134,6 @@ class EsputnikResource(ConfigurableResource):
         if isinstance(app_uuid, str) and not isinstance(app_uuid, EnvVar):
             values["app_uuid"] = app_uuid.strip()
         super().__init__(**values)
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        self.check_settings()
 
     def check_settings(self) -> None:
         """Refuse settings that cannot work, naming the variable, before anything runs."""
@@ -184,7 +181,7 @@ class EsputnikResource(ConfigurableResource):
     __str__ = __repr__
 
 
-class AlertWebhookResource(ConfigurableResource):
+class AlertWebhookResource(EnvResource):
     """Where alerts go: an incoming-webhook URL (Slack-compatible JSON)."""
 
     url: str | None = env_field("SYNC_ALERT_WEBHOOK_URL", None, description="incoming webhook")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import phonenumbers
-from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
-from dagster_project.env import SettingError, env_field
+from dagster_project.env import EnvResource, SettingError, env_field
 
 
-class SyncSettings(ConfigurableResource):
+class SyncSettings(EnvResource):
     """Rules of the sync that are not about one outside system."""
 
     phone_default_region: str | None = env_field(
@@ -114,7 +113,7 @@ class SyncSettings(ConfigurableResource):
         default=0.02, description="blocked rates under this never count as a jump"
     )
 
-    def setup_for_execution(self, context: InitResourceContext) -> None:
+    def check_settings(self) -> None:
         self.default_region()
         if not 0 <= self.max_no_identifier_share <= 1:
             raise SettingError(

@@ -1,6 +1,8 @@
 """Bad or missing settings stop the run at its start, with a message naming the setting."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,28 @@ def test_push_safety_settings_are_read_from_the_environment(env):
     env.setenv("SYNC_MAX_REFUSED_SHARE", "0.2")
     assert from_env(EsputnikResource).read_timeout_seconds == 12.5
     assert from_env(SyncSettings).max_refused_share == 0.2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SYNC_MAX_NO_IDENTIFIER_SHARE", "a quarter", "is not a number"),
+        ("SYNC_DRY_RUN", "perhaps", "must be true or false"),
+        ("SYNC_CHANGE_OVERLAP_HOURS", "-5", "greater than 0"),
+    ],
+)
+def test_an_unreadable_value_fails_the_run_not_the_code_location(env, variable, value, says):
+    """The code location loads (other jobs, the UI, the sensors keep working); the run that
+    uses the setting fails at its start, naming it."""
+    env.setenv(variable, value)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import dagster_project.definitions"],
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    result = run_sync(resources_from_env())
+    assert not result.success
+    message = failure_message(result)
+    assert variable in message and says in message
+    assert not result.asset_materializations_for_node("subscriber_extract")
