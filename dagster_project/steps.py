@@ -28,7 +28,8 @@ from dagster_project.core.guards import Verdict, identifier_completeness, mass_c
 from dagster_project.core.held import count_in_doubt
 from dagster_project.core.ledger import count_quarantined, ledger_duplicates
 from dagster_project.core.locks import PushLockTimeout
-from dagster_project.core.push import PushOptions, PushReport, PushStoppedError, push_pending
+from dagster_project.core.push import push_pending
+from dagster_project.core.push_types import PushOptions, PushReport, PushStoppedError
 from dagster_project.core.run_history import (
     last_successful_starts,
     read_run_record,

@@ -16,13 +16,13 @@ from sqlalchemy import Engine, create_engine, text
 
 from dagster_project.core.esputnik import EsputnikClient
 from dagster_project.core.held import count_in_doubt
-from dagster_project.core.push import (
+from dagster_project.core.push import push_pending
+from dagster_project.core.push_types import (
     LedgerWriteError,
     PushLockLostError,
     PushOptions,
     SystemicRefusalError,
     TokensInDoubtError,
-    push_pending,
 )
 from dagster_project.core.schema import ensure_state_schema
 from tests.helpers import API_KEY, APP_UUID, token_counts
@@ -307,7 +307,8 @@ KILLED_PUSH = """
 import sys
 from sqlalchemy import create_engine
 from dagster_project.core.esputnik import EsputnikClient
-from dagster_project.core.push import PushOptions, push_pending
+from dagster_project.core.push import push_pending
+from dagster_project.core.push_types import PushOptions
 url, base_url, api_key, app_uuid = sys.argv[1:]
 client = EsputnikClient(base_url=base_url, app_uuid=app_uuid, api_key=api_key, read_timeout=30)
 push_pending(create_engine(url), client, "batch-1", "run-killed", PushOptions(chunk_size=4))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dagster_project.core.pacing import Progress
-from dagster_project.core.push import PushReport
+from dagster_project.core.push_types import PushReport
 
 
 class Clock:

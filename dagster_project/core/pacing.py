@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dagster_project.core.push import PushReport
+    from dagster_project.core.push_types import PushReport
 
 # Seconds between progress lines of a long push (each line is an event Dagster stores).
 PROGRESS_SECONDS = 30.0

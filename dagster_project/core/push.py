@@ -38,25 +38,11 @@ from dagster_project.core.locks import push_lock
 from dagster_project.core.pacing import Progress, RateLimiter
 from dagster_project.core.push_types import (
     LedgerWriteError,
-    PushLockLostError,
     PushOptions,
     PushReport,
     PushStoppedError,
-    SystemicRefusalError,
-    TokensInDoubtError,
 )
 from dagster_project.core.sender import ChunkSender, first_line
-
-__all__ = [
-    "LedgerWriteError",
-    "PushLockLostError",
-    "PushOptions",
-    "PushReport",
-    "PushStoppedError",
-    "SystemicRefusalError",
-    "TokensInDoubtError",
-    "push_pending",
-]
 
 
 def push_pending(
