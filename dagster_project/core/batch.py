@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ import pandas as pd
 from dagster_project.core.columns import RAW_COLUMNS
 from dagster_project.core.identifiers import (
     Normalized,
+    normalize_all,
     normalize_chat_id,
     normalize_contact_id,
     normalize_email,
@@ -87,17 +87,19 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
     return combined.astype(object)
 
 
-def _normalize_column(values: pd.Series, normalize: Callable[[object], Normalized]):
-    """Apply ``normalize`` once per distinct value; return (values, problems) Series."""
+def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
+    """Apply ``rule`` once per distinct value; return (values, problems) Series."""
     # one hash pass: each row's position among the distinct values (-1 where missing, which
     # picks the trailing None below); unique() plus an Index look-up took four times as long
     where, distinct = pd.factorize(values)
-    results = [normalize(value) for value in distinct]
-    normalized = np.array([r.value for r in results] + [None], dtype=object)[where]
-    problems = np.array([r.problem for r in results] + [None], dtype=object)[where]
+    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
     return (
-        pd.Series(normalized, index=values.index, dtype=object),
-        pd.Series(problems, index=values.index, dtype=object),
+        pd.Series(
+            np.array([*normalized, None], dtype=object)[where], index=values.index, dtype=object
+        ),
+        pd.Series(
+            np.array([*problems, None], dtype=object)[where], index=values.index, dtype=object
+        ),
     )
 
 
@@ -173,13 +175,12 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         part["crm_customer_id"].astype(object), normalize_external_id
     )
 
-    phone_rule = partial(normalize_phone, default_region=default_region)
     crm_phone, crm_phone_problem = _normalize_column(
-        part["crm_phone"].where(joined).astype(object), phone_rule
+        part["crm_phone"].where(joined).astype(object), normalize_phone, default_region
     )
     # The phone shared with the bot is only used (and only checked) where the CRM has none.
     bot_phone, bot_phone_problem = _normalize_column(
-        part["bot_phone"].where(crm_phone.isna()).astype(object), phone_rule
+        part["bot_phone"].where(crm_phone.isna()).astype(object), normalize_phone, default_region
     )
     email, email_problem = _normalize_column(
         part["crm_email"].where(joined).astype(object), normalize_email

@@ -135,6 +135,10 @@ def normalize_chat_id(raw: object) -> Normalized:
 # The token is the normalized chat id; the older name stays for existing callers.
 normalize_token = normalize_chat_id
 
+# Chat ids already in canonical form: what ``normalize_chat_id`` returns unchanged. At most 18
+# digits, so always within MAX_CHAT_ID; no leading zero, so never zero and never rewritten.
+_CANONICAL_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,17}")
+
 
 @decoded
 def normalize_contact_id(raw: object) -> Normalized:
@@ -338,6 +342,82 @@ def _validated_email(text: str) -> Normalized:
     except EmailNotValidError as exc:
         return Normalized(None, f"email {mask_email(text)!r}: {exc}")
     return Normalized(info.normalized.lower())
+
+
+# Whole columns. Each rule above is called once per distinct value, and for short values the
+# call (the decode check, the trim, a result object) costs more than the rule itself. A shortcut
+# answers, for a whole list at once, the values whose shape settles the rule's answer, exactly as
+# the rule would (tests compare the two on generated corpora and edge cases); the rule itself
+# answers the rest. Answers are (value, problem) pairs, as ``Normalized`` is.
+Answer = tuple[object, str | None]
+Shortcut = Callable[..., list[Answer | None]]
+
+# Values ``normalize_contact_id`` and ``normalize_external_id`` keep as they are: ASCII digits
+# without a leading zero; text with no blank at either end, no U+FFFD or lone surrogate (see
+# decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
+_CANONICAL_CONTACT_ID = re.compile(r"[1-9][0-9]{0,17}")
+_KEPT_EXTERNAL_ID = re.compile(
+    rf"[^\s\ufffd\ud800-\udfff]"
+    rf"(?:[^\ufffd\ud800-\udfff]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[^\s\ufffd\ud800-\udfff])?"
+)
+
+
+def _chat_id_shortcut(values: list[object]) -> list[Answer | None]:
+    canonical = _CANONICAL_CHAT_ID.fullmatch
+    return [(v, None) if type(v) is str and canonical(v) else None for v in values]
+
+
+def _contact_id_shortcut(values: list[object]) -> list[Answer | None]:
+    canonical = _CANONICAL_CONTACT_ID.fullmatch
+    return [(int(v), None) if type(v) is str and canonical(v) else None for v in values]
+
+
+def _external_id_shortcut(values: list[object]) -> list[Answer | None]:
+    kept = _KEPT_EXTERNAL_ID.fullmatch
+    return [(v, None) if type(v) is str and kept(v) else None for v in values]
+
+
+def _email_shortcut(values: list[object]) -> list[Answer | None]:
+    """Plain addresses once trimmed and lowercased: undecodable text never is one."""
+    answers: list[Answer | None] = []
+    for raw in values:
+        text = raw.strip().lower() if type(raw) is str else ""
+        answers.append((text, None) if _plain_email(text) else None)
+    return answers
+
+
+def _phone_shortcut(values: list[object], default_region: str | None) -> list[Answer | None]:
+    """Text of the native shape (ASCII, so always decodable) goes straight to the engine."""
+    library = _phone_library()
+    native = _NATIVE_SHAPE.fullmatch
+    answers: list[Answer | None] = []
+    for raw in values:
+        text = raw.strip() if type(raw) is str else ""
+        answers.append(
+            _check_phone(library, text, default_region) if text and native(text) else None
+        )
+    return answers
+
+
+_SHORTCUTS: dict[Callable[..., Normalized], Shortcut] = {
+    normalize_chat_id: _chat_id_shortcut,
+    normalize_contact_id: _contact_id_shortcut,
+    normalize_external_id: _external_id_shortcut,
+    normalize_phone: _phone_shortcut,
+    normalize_email: _email_shortcut,
+}
+
+
+def normalize_all(
+    values: list[object], rule: Callable[..., Normalized], *args: object
+) -> tuple[list[object], list[str | None]]:
+    """``rule(value, *args)`` of every value, as a list of values and a list of problems."""
+    shortcut = _SHORTCUTS.get(rule)
+    answers = shortcut(values, *args) if shortcut else [None] * len(values)
+    for i, answer in enumerate(answers):
+        if answer is None:
+            answers[i] = rule(values[i], *args)
+    return [a[0] for a in answers], [a[1] for a in answers]
 
 
 def mask_email(email: str) -> str:
