@@ -134,7 +134,9 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
     df["chat_id"] = raw["chat_id"].astype(object)
     df["customer_id"] = raw["subscriber_customer_id"].astype(object)
-    df["token"], token_problem = _normalize_column(raw["chat_id"].astype(object), normalize_chat_id)
+    df["token"], token_problem = _normalize_column(raw["chat_id"], normalize_chat_id)
+    # Rows are sorted and grouped by token: by integer codes, several times faster than text.
+    df["token_code"] = pd.factorize(df["token"])[0]
     token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
     subscribed = _utc(raw["subscribed_at"])
     changed = _utc(raw["status_changed_at"])
@@ -155,12 +157,12 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         blocked_rank=(status[reason.isna()] == "blocked").astype(int)
     )
     latest = pending.sort_values(
-        ["token", "last_event_at", "blocked_rank"],
+        ["token_code", "last_event_at", "blocked_rank"],
         ascending=[True, False, False],
         na_position="last",
-    ).drop_duplicates("token")
-    blocked_tokens = latest.loc[latest["blocked_rank"] == 1, "token"]
-    is_blocked = pending["token"].isin(blocked_tokens)
+    ).drop_duplicates("token_code")
+    blocked_tokens = latest.loc[latest["blocked_rank"] == 1, "token_code"]
+    is_blocked = pending["token_code"].isin(blocked_tokens)
     reason[pending.index[is_blocked]] = BLOCKED
     detail[pending.index[is_blocked]] = "subscriber blocked the bot"
 
@@ -169,22 +171,20 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     part = raw.loc[rows]
     joined = part["crm_customer_id"].notna()
     contact_id, contact_problem = _normalize_column(
-        part["esputnik_contact_id"].where(joined).astype(object), normalize_contact_id
+        part["esputnik_contact_id"].where(joined), normalize_contact_id
     )
     external_id, external_problem = _normalize_column(
-        part["crm_customer_id"].astype(object), normalize_external_id
+        part["crm_customer_id"], normalize_external_id
     )
 
     crm_phone, crm_phone_problem = _normalize_column(
-        part["crm_phone"].where(joined).astype(object), normalize_phone, default_region
+        part["crm_phone"].where(joined), normalize_phone, default_region
     )
     # The phone shared with the bot is only used (and only checked) where the CRM has none.
     bot_phone, bot_phone_problem = _normalize_column(
-        part["bot_phone"].where(crm_phone.isna()).astype(object), normalize_phone, default_region
+        part["bot_phone"].where(crm_phone.isna()), normalize_phone, default_region
     )
-    email, email_problem = _normalize_column(
-        part["crm_email"].where(joined).astype(object), normalize_email
-    )
+    email, email_problem = _normalize_column(part["crm_email"].where(joined), normalize_email)
     candidates = df.loc[rows].assign(
         contact_id=contact_id,
         external_customer_id=external_id,
@@ -205,16 +205,23 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         has_contact=candidates["contact_id"].notna().astype(int),
         has_external=candidates["external_customer_id"].notna().astype(int),
     ).sort_values(
-        ["token", "has_contact", "has_external", "identifier_count", "last_event_at", "source_row"],
+        [
+            "token_code",
+            "has_contact",
+            "has_external",
+            "identifier_count",
+            "last_event_at",
+            "source_row",
+        ],
         ascending=[True, False, False, False, False, True],
         na_position="last",
     )
-    chosen_rows = sendable.drop_duplicates("token")
+    chosen_rows = sendable.drop_duplicates("token_code")
     duplicates = sendable.index.difference(chosen_rows.index)
-    chosen_source = chosen_rows.set_index("token")["source_row"]
+    chosen_source = chosen_rows.set_index("token_code")["source_row"]
     reason[duplicates] = DUPLICATE_TOKEN
     detail[duplicates] = "same token sent from source row " + (
-        sendable.loc[duplicates, "token"].map(chosen_source).astype(str)
+        sendable.loc[duplicates, "token_code"].map(chosen_source).astype(str)
     )
 
     anonymous = chosen_rows.index[chosen_rows["identifier_count"] == 0]
