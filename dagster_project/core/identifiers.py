@@ -180,15 +180,29 @@ def normalize_phone(raw: object, default_region: str | None) -> Normalized:
 
 def _check_phone(library: ModuleType, text: str, default_region: str | None) -> Normalized:
     """``normalize_phone`` of trimmed text with one phone library; the engines must agree here."""
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    try:
-        number = library.parse(text, None if text.startswith("+") else default_region)
-    except library.NumberParseException as exc:
-        return Normalized(None, f"phone {mask_phone(text)!r}: {exc._msg}")
-    if not library.is_valid_number(number):
-        return Normalized(None, f"phone {mask_phone(text)!r} is not a valid number")
-    return Normalized(library.format_number(number, library.PhoneNumberFormat.E164)[1:])
+    return Normalized(*_check_phones(library, [text], default_region)[0])
+
+
+def _check_phones(
+    library: ModuleType, texts: list[str], default_region: str | None
+) -> list[tuple[str | None, str | None]]:
+    """``_check_phone`` of each text, as (value, problem) pairs: one loop for a whole column."""
+    parse, is_valid, format_number = library.parse, library.is_valid_number, library.format_number
+    refused, e164 = library.NumberParseException, library.PhoneNumberFormat.E164
+    answers: list[tuple[str | None, str | None]] = []
+    for text in texts:
+        if text.startswith("00"):
+            text = "+" + text[2:]
+        try:
+            number = parse(text, None if text.startswith("+") else default_region)
+        except refused as exc:
+            answers.append((None, f"phone {mask_phone(text)!r}: {exc._msg}"))
+            continue
+        if is_valid(number):
+            answers.append((format_number(number, e164)[1:], None))
+        else:
+            answers.append((None, f"phone {mask_phone(text)!r} is not a valid number"))
+    return answers
 
 
 # What the native engine is given: one leading '+', ASCII digits and the usual separators, the
@@ -388,14 +402,13 @@ def _email_shortcut(values: list[object]) -> list[Answer | None]:
 
 def _phone_shortcut(values: list[object], default_region: str | None) -> list[Answer | None]:
     """Text of the native shape (ASCII, so always decodable) goes straight to the engine."""
-    library = _phone_library()
     native = _NATIVE_SHAPE.fullmatch
-    answers: list[Answer | None] = []
-    for raw in values:
-        text = raw.strip() if type(raw) is str else ""
-        answers.append(
-            _check_phone(library, text, default_region) if text and native(text) else None
-        )
+    texts = [raw.strip() if type(raw) is str else "" for raw in values]
+    shaped = [i for i, text in enumerate(texts) if text and native(text)]
+    checked = _check_phones(_phone_library(), [texts[i] for i in shaped], default_region)
+    answers: list[Answer | None] = [None] * len(values)
+    for i, answer in zip(shaped, checked, strict=True):
+        answers[i] = answer
     return answers
 
 
