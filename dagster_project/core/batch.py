@@ -103,6 +103,23 @@ def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args:
     )
 
 
+def _sorted(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """``frame.sort_values(columns, ascending=ascending, na_position="last")`` for integer and
+    timestamp columns, by one stable ``np.lexsort`` of their integers (pandas factorizes every
+    key first): ties keep their order, as there."""
+    keys = []
+    for column, up in zip(reversed(columns), reversed(ascending), strict=True):
+        values = frame[column]
+        missing = values.isna().to_numpy()
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_localize(None)  # UTC wall time: the same order
+        numbers = np.where(missing, 0, values.to_numpy().view("int64"))
+        keys.append(numbers if up else -numbers)
+        if missing.any():
+            keys.append(missing)  # before the values of this column: missing ones last
+    return frame.iloc[np.lexsort(keys)]
+
+
 def _utc(values: pd.Series) -> pd.Series:
     """Timestamps in UTC. ISO text, what both databases give, is read by one vectorized format
     (a third of the time); anything else by pandas' per-value inference, as always."""
@@ -156,10 +173,8 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     pending = df[reason.isna()].assign(
         blocked_rank=(status[reason.isna()] == "blocked").astype(int)
     )
-    latest = pending.sort_values(
-        ["token_code", "last_event_at", "blocked_rank"],
-        ascending=[True, False, False],
-        na_position="last",
+    latest = _sorted(
+        pending, ["token_code", "last_event_at", "blocked_rank"], ascending=[True, False, False]
     ).drop_duplicates("token_code")
     blocked_tokens = latest.loc[latest["blocked_rank"] == 1, "token_code"]
     is_blocked = pending["token_code"].isin(blocked_tokens)
@@ -201,10 +216,11 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         (INVALID_EMAIL, email_problem),
     ]
 
-    sendable = candidates.assign(
-        has_contact=candidates["contact_id"].notna().astype(int),
-        has_external=candidates["external_customer_id"].notna().astype(int),
-    ).sort_values(
+    sendable = _sorted(
+        candidates.assign(
+            has_contact=candidates["contact_id"].notna().astype(int),
+            has_external=candidates["external_customer_id"].notna().astype(int),
+        ),
         [
             "token_code",
             "has_contact",
@@ -214,7 +230,6 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
             "source_row",
         ],
         ascending=[True, False, False, False, False, True],
-        na_position="last",
     )
     chosen_rows = sendable.drop_duplicates("token_code")
     duplicates = sendable.index.difference(chosen_rows.index)
