@@ -150,9 +150,22 @@ def _corpus(rows: int) -> list[object]:
     return [*EDGES, _Text("123"), _Text("user@example.com"), *extract, *_generated(5_000, 3)]
 
 
-@pytest.fixture(scope="module")
-def corpus() -> list[object]:
-    return _corpus(3_000)
+def _encodable(value: object) -> bool:
+    try:
+        return type(value) is str and bool(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+
+
+@pytest.fixture(scope="module", params=["mixed", "text only", "text and a lone surrogate"])
+def corpus(request) -> list[object]:
+    """Every kind of value; text only (the shortcuts then match a whole list at once); the same
+    with one value Arrow cannot hold."""
+    values = _corpus(3_000)
+    if request.param == "mixed":
+        return values
+    text = [v for v in values if _encodable(v)]
+    return text if request.param == "text only" else [*text, "1\udc80"]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)

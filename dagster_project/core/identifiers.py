@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 logger = logging.getLogger(__name__)
@@ -376,14 +378,28 @@ _KEPT_EXTERNAL_ID = re.compile(
 )
 
 
+def _digits_shaped(values: list[object], digits: re.Pattern[str]) -> list[bool]:
+    """Which values are text matching ``digits`` in full. A list of text only, nearly always,
+    is matched by Arrow's RE2 at once (ASCII digits and '-' mean the same to both engines)."""
+    if set(map(type, values)) == {str}:
+        try:
+            text = pa.array(values, type=pa.string())
+        except (pa.ArrowException, UnicodeError):  # lone surrogates: see decode_text
+            pass
+        else:
+            shaped = pc.match_substring_regex(text, f"^(?:{digits.pattern})$")
+            return shaped.to_numpy(zero_copy_only=False).tolist()
+    return [type(v) is str and digits.fullmatch(v) is not None for v in values]
+
+
 def _chat_id_shortcut(values: list[object]) -> list[Answer | None]:
-    canonical = _CANONICAL_CHAT_ID.fullmatch
-    return [(v, None) if type(v) is str and canonical(v) else None for v in values]
+    shaped = _digits_shaped(values, _CANONICAL_CHAT_ID)
+    return [(v, None) if ok else None for v, ok in zip(values, shaped, strict=True)]
 
 
 def _contact_id_shortcut(values: list[object]) -> list[Answer | None]:
-    canonical = _CANONICAL_CONTACT_ID.fullmatch
-    return [(int(v), None) if type(v) is str and canonical(v) else None for v in values]
+    shaped = _digits_shaped(values, _CANONICAL_CONTACT_ID)
+    return [(int(v), None) if ok else None for v, ok in zip(values, shaped, strict=True)]  # type: ignore[call-overload]
 
 
 def _external_id_shortcut(values: list[object]) -> list[Answer | None]:
