@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.core.batch import RAW_COLUMNS, _sorted, validate_batch
+from dagster_project.core.batch import RAW_COLUMNS, _order, validate_batch
 
 
 def raw_batch(*rows: dict) -> pd.DataFrame:
@@ -209,7 +209,7 @@ def test_timestamps_read_as_pandas_infers_them_whatever_the_spelling():
     assert _utc(values).equals(inferred)
 
 
-def test_sorted_orders_as_sort_values():
+def test_order_orders_as_sort_values():
     rng = np.random.default_rng(5)
     count = 5_000
     frame = pd.DataFrame(
@@ -226,5 +226,5 @@ def test_sorted_orders_as_sort_values():
     for ascending in ([True, False, False, True], [False, True, True, False], [True] * 4):
         for used in (columns, columns[:3]):
             expected = frame.sort_values(used, ascending=ascending[: len(used)], na_position="last")
-            got = _sorted(frame, used, ascending[: len(used)])
+            got = frame.iloc[_order(frame, used, ascending[: len(used)])]
             assert got.index.equals(expected.index)

@@ -103,10 +103,10 @@ def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args:
     )
 
 
-def _sorted(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> pd.DataFrame:
-    """``frame.sort_values(columns, ascending=ascending, na_position="last")`` for integer and
-    timestamp columns, by one stable ``np.lexsort`` of their integers (pandas factorizes every
-    key first): ties keep their order, as there."""
+def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np.ndarray:
+    """The positions ``frame.sort_values(columns, ascending=ascending, na_position="last")``
+    puts the rows in, for integer and timestamp columns: one stable ``np.lexsort`` of their
+    integers (pandas factorizes every key first), so ties keep their order, as there."""
     keys = []
     for column, up in zip(reversed(columns), reversed(ascending), strict=True):
         values = frame[column]
@@ -117,7 +117,22 @@ def _sorted(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> p
         keys.append(numbers if up else -numbers)
         if missing.any():
             keys.append(missing)  # before the values of this column: missing ones last
-    return frame.iloc[np.lexsort(keys)]
+    return np.lexsort(keys)
+
+
+def _first_per_token(
+    frame: pd.DataFrame, columns: list[str], ascending: list[bool]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of each token's first row when its rows are sorted by ``columns``, and of the
+    other rows. Only rows of repeated tokens are sorted: nearly every token has one row."""
+    repeated = frame["token_code"].duplicated(keep=False).to_numpy()
+    positions = np.flatnonzero(repeated)
+    part = frame.iloc[positions]
+    ordered = positions[_order(part, ["token_code", *columns], [True, *ascending])]
+    codes = frame["token_code"].to_numpy()[ordered]
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    return np.concatenate([np.flatnonzero(~repeated), ordered[first]]), ordered[~first]
 
 
 def _utc(values: pd.Series) -> pd.Series:
@@ -173,10 +188,10 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     pending = df[reason.isna()].assign(
         blocked_rank=(status[reason.isna()] == "blocked").astype(int)
     )
-    latest = _sorted(
-        pending, ["token_code", "last_event_at", "blocked_rank"], ascending=[True, False, False]
-    ).drop_duplicates("token_code")
-    blocked_tokens = latest.loc[latest["blocked_rank"] == 1, "token_code"]
+    latest, _ = _first_per_token(
+        pending, ["last_event_at", "blocked_rank"], ascending=[False, False]
+    )
+    blocked_tokens = pending["token_code"].iloc[latest][pending["blocked_rank"].iloc[latest] == 1]
     is_blocked = pending["token_code"].isin(blocked_tokens)
     reason[pending.index[is_blocked]] = BLOCKED
     detail[pending.index[is_blocked]] = "subscriber blocked the bot"
@@ -216,27 +231,20 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
         (INVALID_EMAIL, email_problem),
     ]
 
-    sendable = _sorted(
-        candidates.assign(
+    chosen, others = _first_per_token(
+        candidates[["token_code", "identifier_count", "last_event_at", "source_row"]].assign(
             has_contact=candidates["contact_id"].notna().astype(int),
             has_external=candidates["external_customer_id"].notna().astype(int),
         ),
-        [
-            "token_code",
-            "has_contact",
-            "has_external",
-            "identifier_count",
-            "last_event_at",
-            "source_row",
-        ],
-        ascending=[True, False, False, False, False, True],
+        ["has_contact", "has_external", "identifier_count", "last_event_at", "source_row"],
+        ascending=[False, False, False, False, True],
     )
-    chosen_rows = sendable.drop_duplicates("token_code")
-    duplicates = sendable.index.difference(chosen_rows.index)
+    chosen_rows = candidates.iloc[chosen]
+    duplicates = candidates.index[others].sort_values()
     chosen_source = chosen_rows.set_index("token_code")["source_row"]
     reason[duplicates] = DUPLICATE_TOKEN
     detail[duplicates] = "same token sent from source row " + (
-        sendable.loc[duplicates, "token_code"].map(chosen_source).astype(str)
+        candidates.loc[duplicates, "token_code"].map(chosen_source).astype(str)
     )
 
     anonymous = chosen_rows.index[chosen_rows["identifier_count"] == 0]
