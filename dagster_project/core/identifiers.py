@@ -369,42 +369,39 @@ Answer = tuple[object, str | None]
 Shortcut = Callable[..., list[Answer | None]]
 
 # Values ``normalize_contact_id`` and ``normalize_external_id`` keep as they are: ASCII digits
-# without a leading zero; text with no blank at either end, no U+FFFD or lone surrogate (see
-# decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
+# without a leading zero; printable ASCII with no space at either end (so nothing to trim and
+# nothing undecodable, see decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
 _CANONICAL_CONTACT_ID = re.compile(r"[1-9][0-9]{0,17}")
-_KEPT_EXTERNAL_ID = re.compile(
-    rf"[^\s\ufffd\ud800-\udfff]"
-    rf"(?:[^\ufffd\ud800-\udfff]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[^\s\ufffd\ud800-\udfff])?"
-)
+_KEPT_EXTERNAL_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[!-~])?")
 
 
-def _digits_shaped(values: list[object], digits: re.Pattern[str]) -> list[bool]:
-    """Which values are text matching ``digits`` in full. A list of text only, nearly always,
-    is matched by Arrow's RE2 at once (ASCII digits and '-' mean the same to both engines)."""
+def _ascii_shaped(values: list[object], shape: re.Pattern[str]) -> list[bool]:
+    """Which values are text matching ``shape`` in full. A list of text only, nearly always, is
+    matched by Arrow's RE2 at once (classes of ASCII characters mean the same to both)."""
     if set(map(type, values)) == {str}:
         try:
             text = pa.array(values, type=pa.string())
         except (pa.ArrowException, UnicodeError):  # lone surrogates: see decode_text
             pass
         else:
-            shaped = pc.match_substring_regex(text, f"^(?:{digits.pattern})$")
+            shaped = pc.match_substring_regex(text, f"^(?:{shape.pattern})$")
             return shaped.to_numpy(zero_copy_only=False).tolist()
-    return [type(v) is str and digits.fullmatch(v) is not None for v in values]
+    return [type(v) is str and shape.fullmatch(v) is not None for v in values]
 
 
 def _chat_id_shortcut(values: list[object]) -> list[Answer | None]:
-    shaped = _digits_shaped(values, _CANONICAL_CHAT_ID)
+    shaped = _ascii_shaped(values, _CANONICAL_CHAT_ID)
     return [(v, None) if ok else None for v, ok in zip(values, shaped, strict=True)]
 
 
 def _contact_id_shortcut(values: list[object]) -> list[Answer | None]:
-    shaped = _digits_shaped(values, _CANONICAL_CONTACT_ID)
+    shaped = _ascii_shaped(values, _CANONICAL_CONTACT_ID)
     return [(int(v), None) if ok else None for v, ok in zip(values, shaped, strict=True)]  # type: ignore[call-overload]
 
 
 def _external_id_shortcut(values: list[object]) -> list[Answer | None]:
-    kept = _KEPT_EXTERNAL_ID.fullmatch
-    return [(v, None) if type(v) is str and kept(v) else None for v in values]
+    shaped = _ascii_shaped(values, _KEPT_EXTERNAL_ID)
+    return [(v, None) if ok else None for v, ok in zip(values, shaped, strict=True)]
 
 
 def _email_shortcut(values: list[object]) -> list[Answer | None]:
