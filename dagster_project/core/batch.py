@@ -113,7 +113,7 @@ def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np
         missing = values.isna().to_numpy()
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_localize(None)  # UTC wall time: the same order
-        numbers = np.where(missing, 0, values.to_numpy().view("int64"))
+        numbers = np.where(missing, 0, values.to_numpy().astype("int64", copy=False))
         keys.append(numbers if up else -numbers)
         if missing.any():
             keys.append(missing)  # before the values of this column: missing ones last
