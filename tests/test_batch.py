@@ -1,9 +1,10 @@
 """Row rules of a batch: rejects, dropped identifiers, one row per token. No Dagster."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.core.batch import RAW_COLUMNS, validate_batch
+from dagster_project.core.batch import RAW_COLUMNS, _order, validate_batch
 
 
 def raw_batch(*rows: dict) -> pd.DataFrame:
@@ -206,3 +207,24 @@ def test_timestamps_read_as_pandas_infers_them_whatever_the_spelling():
     values = pd.Series(spellings, dtype="string[pyarrow]")
     inferred = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     assert _utc(values).equals(inferred)
+
+
+def test_order_orders_as_sort_values():
+    rng = np.random.default_rng(5)
+    count = 5_000
+    frame = pd.DataFrame(
+        {
+            "token_code": rng.integers(0, 800, count),
+            "last_event_at": pd.to_datetime(rng.integers(0, 50, count) * 10**9, utc=True),
+            "rank": rng.integers(0, 2, count),
+            "source_row": rng.permutation(count),
+        },
+        index=rng.permutation(count) + 10,
+    )
+    frame.loc[frame.index[::9], "last_event_at"] = pd.NaT
+    columns = ["token_code", "last_event_at", "rank", "source_row"]
+    for ascending in ([True, False, False, True], [False, True, True, False], [True] * 4):
+        for used in (columns, columns[:3]):
+            expected = frame.sort_values(used, ascending=ascending[: len(used)], na_position="last")
+            got = frame.iloc[_order(frame, used, ascending[: len(used)])]
+            assert got.index.equals(expected.index)
