@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
 from dagster_project.core.db import sqlite_cursor
-from dagster_project.core.identifiers import normalize_chat_id
+from dagster_project.core.identifiers import normalize_all, normalize_chat_id
 
 # Bump when validate_batch would decide differently on the same rows: every group is then
 # validated afresh once.
@@ -31,17 +31,13 @@ def rules_key(default_region: str | None) -> str:
     return f"v{RULES_VERSION};region={default_region or '-'};pandas={pd.__version__}"
 
 
-def _token(raw: object) -> str:
-    """``normalize_chat_id(raw).value or ""``; plain digit strings, nearly every value, skip
-    the general path."""
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and raw[0] != "0" and len(raw) < 19:
-        return raw
-    return normalize_chat_id(raw).value or ""
-
-
 def tokens_of(chat_ids: pd.Series) -> pd.Series:
-    """Each row's token as validate_batch derives it ('' where there is none)."""
-    return pd.Series([_token(v) for v in chat_ids], index=chat_ids.index, dtype=object)
+    """Each row's token as validate_batch derives it ('' where there is none): the same rule,
+    applied once per distinct chat id."""
+    codes, distinct = pd.factorize(chat_ids)
+    tokens, _ = normalize_all(list(distinct), normalize_chat_id)
+    lookup = [token or "" for token in tokens] + [""]  # code -1: a missing chat id
+    return pd.Series([lookup[code] for code in codes], index=chat_ids.index, dtype=object)
 
 
 def group_keys(raw: pd.DataFrame) -> pd.DataFrame:
