@@ -16,26 +16,42 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, text
 
-from dagster_project.core.db import db_timestamp, load_sql, split_statements, utc_now
+from dagster_project.core.db import _write_tuples, db_timestamp, load_sql, split_statements, utc_now
 from dagster_project.core.ledger import LEDGER_COLUMNS, record_chunk
 
 MAX_SENDS = 2  # requests that may carry one token: sql/in_doubt.sql and pending_tokens.sql
 IN_DOUBT_COLUMNS = ("contact_id", "external_customer_id", "phone", "email")
 
 
-def note_sends(engine: Engine, ledger: Sequence[dict]) -> None:
-    """Count one more request without a usable answer for each token of ``ledger`` (rows as
-    ``ledger_rows`` builds them), durably, before the push goes on."""
+IN_DOUBT_TABLE_COLUMNS = (
+    "app_uuid",
+    "token",
+    *IN_DOUBT_COLUMNS,
+    "sends",
+    "run_id",
+    "chunk_no",
+    "noted_at",
+)
+
+
+def note_sends(engine: Engine, ledger: Sequence[dict], first: bool = False) -> None:
+    """Count one more request without a usable answer (yet) for each token of ``ledger`` (rows
+    as ``ledger_rows`` builds them), durably, before the push goes on. ``first``: no token of
+    it has a count yet (a chunk's first request), so the rows go in by the driver's bulk path."""
     if not ledger:
         return
     noted_at = db_timestamp(engine, utc_now())
     rows = [
         {c: row[c] for c in ("app_uuid", "token", "run_id", "chunk_no", *IN_DOUBT_COLUMNS)}
-        | {"noted_at": noted_at}
+        | {"noted_at": noted_at, "sends": 1}
         for row in ledger
     ]
     with engine.begin() as conn:
-        conn.execute(text(load_sql("in_doubt_note.sql")), rows)
+        if first:
+            tuples = [tuple(row[c] for c in IN_DOUBT_TABLE_COLUMNS) for row in rows]
+            _write_tuples(conn, "esputnik_token_in_doubt", IN_DOUBT_TABLE_COLUMNS, tuples)
+        else:
+            conn.execute(text(load_sql("in_doubt_note.sql")), rows)
 
 
 def undo_sends(engine: Engine, app_uuid: str, tokens: Sequence[str]) -> None:

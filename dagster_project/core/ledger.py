@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 from dagster_project.core.db import (
     _write_tuples,
@@ -182,11 +182,11 @@ def record_chunk(
     rows = [tuple((row | {"pushed_at": stamp})[c] for c in LEDGER_COLUMNS) for row in ledger]
     with engine.begin() as conn:
         _write_tuples(conn, LEDGER, LEDGER_COLUMNS, rows)
-        if resolved and ledger:  # the rows go with the ledger rows: same transaction
+        if resolved and ledger:  # the counts go with the ledger rows: same transaction
             conn.execute(
                 text(
                     "DELETE FROM esputnik_token_in_doubt"
-                    " WHERE app_uuid = :app_uuid AND token = :token"
-                ),
-                [{"app_uuid": ledger[0]["app_uuid"], "token": token} for token in resolved],
+                    " WHERE app_uuid = :app_uuid AND token IN :tokens"
+                ).bindparams(bindparam("tokens", expanding=True)),
+                {"app_uuid": ledger[0]["app_uuid"], "tokens": list(resolved)},
             )

@@ -83,7 +83,7 @@ class ChunkSender:
         # Every request is counted per token before it goes out and the count is taken back
         # with the ledger write: a run killed with a request open leaves its tokens counted, so
         # no later run can make a third copy.
-        self._write(note_sends, self.engine, ledger)
+        self._write(note_sends, self.engine, ledger, not any(row["sends"] for row in rows))
         try:
             self.client.post_tokens([token_payload(row) for row in rows])
         except EsputnikAmbiguousError as exc:
