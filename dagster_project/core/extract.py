@@ -17,7 +17,6 @@ from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
 from dagster_project.core.db import append_frame, db_timestamp, load_sql, render_sql
-from dagster_project.core.ledger import raw_row_pushed
 from dagster_project.core.scope import Scope
 from dagster_project.core.staging import delete_batch
 
@@ -69,11 +68,7 @@ def stages_unpushed_only(source: Engine, state: Engine) -> bool:
 
 def _around(template: str, query: str) -> str:
     """Place the extract query (text only, never values) inside one of our SQL templates."""
-    return render_sql(
-        template,
-        extract_query=query.strip().rstrip(";"),
-        ledger_holds_live=raw_row_pushed("q"),
-    )
+    return render_sql(template, extract_query=query.strip().rstrip(";"))
 
 
 def unreadable_timestamps(engine: Engine) -> int:

@@ -77,8 +77,7 @@ def _live_tokens(engine: Engine, ledger: list[dict]) -> set[str]:
     if not ledger:
         return set()
     query = text(
-        "SELECT token FROM esputnik_token_ledger WHERE app_uuid = :app_uuid"
-        " AND removed_at IS NULL AND token IN :tokens"
+        "SELECT token FROM esputnik_ledger_live WHERE app_uuid = :app_uuid AND token IN :tokens"
     ).bindparams(bindparam("tokens", expanding=True))
     params = {"app_uuid": ledger[0]["app_uuid"], "tokens": [row["token"] for row in ledger]}
     with engine.connect() as conn:

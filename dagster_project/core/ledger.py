@@ -1,5 +1,5 @@
-"""The ledger of pushed tokens, the quarantine, and the tokens still to push: what "live in the
-ledger" means is written once, in ``sql/ledger_holds_live.sql``."""
+"""The ledger of pushed tokens, the quarantine, and the tokens still to push. "Live in the
+ledger" is the view ``esputnik_ledger_live`` (``sql/ledger_live_view.sql``)."""
 
 from __future__ import annotations
 
@@ -13,43 +13,16 @@ from dagster_project.core.db import (
     _write_tuples,
     append_frame,
     load_sql,
-    render_sql,
     sqlite_cursor,
     utc_now,
 )
-
-
-def ledger_holds_live(token: str, last_event_at: str) -> str:
-    """SQL condition: the ledger holds ``token`` (an SQL expression) live for ``:app_uuid``."""
-    return render_sql("ledger_holds_live.sql", token=token, last_event_at=last_event_at)
-
-
-def raw_row_pushed(row: str) -> str:
-    """``ledger_holds_live`` for a raw extract row aliased ``row``; its token is TRIM(chat_id)
-    here (rows with other whitespace around the chat id are caught by the diff)."""
-    return ledger_holds_live(
-        f"TRIM(CAST({row}.chat_id AS VARCHAR(64)))", render_sql("latest_event.sql", row=row)
-    )
-
-
-def valid_row_sql(name: str, row: str) -> str:
-    """``sql/<name>`` over normalized rows aliased ``row`` (token, last_event_at, fingerprint),
-    with the ledger, quarantine and in-doubt fragments filled in."""
-    return render_sql(
-        name,
-        ledger_holds_live=ledger_holds_live(f"{row}.token", f"{row}.last_event_at"),
-        quarantined_as_is=render_sql("quarantined_as_is.sql", row=row),
-        in_doubt=render_sql("in_doubt.sql", row=row),
-    )
 
 
 def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
     """Valid rows of the batch held back by an earlier 400 on the same identifiers."""
     with engine.connect() as conn:
         params = {"batch_id": batch_id, "app_uuid": app_uuid}
-        return int(
-            conn.execute(text(valid_row_sql("count_quarantined.sql", "v")), params).scalar_one()
-        )
+        return int(conn.execute(text(load_sql("count_quarantined.sql")), params).scalar_one())
 
 
 # The asset-facing description of the ledger_no_duplicates check: what it can and cannot see.
@@ -89,12 +62,16 @@ def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reas
         append_frame(conn, "esputnik_token_quarantine", entry)
 
 
+# LIMIT for a statement read whole (pending_tokens.sql is written as a page).
+ALL_ROWS = 2**62
+
+
 def count_pending(engine: Engine, batch_id: str, app_uuid: str) -> int:
     """How many rows ``pending_chunks`` will yield (read under the same push lock), tokens in
     doubt left out."""
-    query = text(f"SELECT COUNT(*) FROM ({valid_row_sql('pending_tokens.sql', 'n')}) pending")
+    query = text(f"SELECT COUNT(*) FROM ({load_sql('pending_tokens.sql')}) pending")
     with engine.connect() as conn:
-        params = {"batch_id": batch_id, "app_uuid": app_uuid}
+        params = {"batch_id": batch_id, "app_uuid": app_uuid, "after": "", "page_size": ALL_ROWS}
         return int(conn.execute(query, params).scalar_one())
 
 
@@ -108,7 +85,7 @@ def pending_chunks(
     token is the key because it is unique in a batch (ux_esputnik_stage_new_token); a page read
     later sees what the ledger gained meanwhile.
     """
-    query = render_sql("pending_page.sql", pending=valid_row_sql("pending_tokens.sql", "n"))
+    query = load_sql("pending_tokens.sql")
     params: dict[str, object] = {"batch_id": batch_id, "app_uuid": app_uuid, "after": ""}
     params["page_size"] = chunk_size
     while True:

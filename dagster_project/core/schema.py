@@ -29,6 +29,12 @@ UNIQUE_INDEXES = (
 )
 
 
+# Views holding a rule several statements share: (view, sql file with its CREATE VIEW). Created
+# when missing (PostgreSQL has no CREATE VIEW IF NOT EXISTS); a changed definition ships under a
+# new view name, so an older view is never read by a newer statement.
+VIEWS = (("esputnik_ledger_live", "ledger_live_view.sql"),)
+
+
 class StateSchemaError(RuntimeError):
     """The state tables hold data this version cannot take as it is; the message says what."""
 
@@ -59,3 +65,7 @@ def ensure_state_schema(engine: Engine) -> None:
                     "row per token, then run again"
                 )
             conn.execute(text(create))
+        present_views = set(inspect(conn).get_view_names())
+        for view, script in VIEWS:
+            if view not in present_views:
+                conn.execute(text(load_sql(script)))

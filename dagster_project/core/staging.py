@@ -10,8 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from dagster_project.core.columns import RAW_COLUMNS
-from dagster_project.core.db import db_timestamp, load_sql, render_sql, split_statements
-from dagster_project.core.ledger import raw_row_pushed, valid_row_sql
+from dagster_project.core.db import db_timestamp, load_sql, split_statements
 
 READ_CHUNK_ROWS = 100_000
 
@@ -35,9 +34,8 @@ def stream_unpushed_extract(
     staged rows are taken as they are: the in-database extract staged unpushed rows only, and a
     token pushed since then is still caught by the diff.
     """
-    params = {"batch_id": batch_id, "app_uuid": app_uuid}
-    and_not_pushed = f"AND NOT {raw_row_pushed('e')}" if recheck_ledger else ""
-    query = render_sql("read_unpushed_extract.sql", and_not_pushed=and_not_pushed)
+    params = {"batch_id": batch_id, "app_uuid": app_uuid, "recheck": int(recheck_ledger)}
+    query = load_sql("read_unpushed_extract.sql")
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             # pandas reads sqlite3 itself, with the same conversions, in a fifth less time than
@@ -106,7 +104,11 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_new", batch_id)
         conn.execute(
-            text(valid_row_sql("diff_new_tokens.sql", "v")),
+            text(load_sql("diff_new_tokens.sql")),
             {"batch_id": batch_id, "app_uuid": app_uuid},
         )
+        if conn.dialect.name == "postgresql":
+            # The push reads the batch a keyed page at a time; with the statistics of the table
+            # as it was before this insert, PostgreSQL read every remaining row per page.
+            conn.execute(text("ANALYZE esputnik_stage_new"))
     return count_batch(engine, "esputnik_stage_new", batch_id)

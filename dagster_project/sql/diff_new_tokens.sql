@@ -1,7 +1,9 @@
--- Valid rows of a batch whose token the ledger does not hold (or holds only as removed by
--- eSputnik before the subscriber's latest event), that are not quarantined with the same
--- identifiers and not in doubt: set-based anti-joins, no per-row look-ups. {...} are fragments
--- (sql/*.sql).
+-- Valid rows of a batch that the push is to send: set-based anti-joins, no per-row look-ups.
+-- Left out: a token the ledger holds and eSputnik has not dropped before the subscriber's
+-- latest event (a subscriber who came back after the drop gets the token pushed again), a token
+-- eSputnik refused before with the same identifiers (the quarantine; it waits until they
+-- change), and a token in doubt (two requests carrying it got no usable answer, so eSputnik may
+-- hold it twice already; it waits for an explicit release).
 INSERT INTO esputnik_stage_new
     (batch_id, source_row, token, contact_id, external_customer_id, phone, email, fingerprint,
      last_event_at)
@@ -9,6 +11,24 @@ SELECT v.batch_id, v.source_row, v.token, v.contact_id, v.external_customer_id, 
        v.fingerprint, v.last_event_at
 FROM esputnik_stage_valid v
 WHERE v.batch_id = :batch_id
-  AND NOT {ledger_holds_live}
-  AND NOT {quarantined_as_is}
-  AND NOT {in_doubt}
+  AND NOT EXISTS (
+      SELECT 1
+      FROM esputnik_token_ledger l
+      WHERE l.app_uuid = :app_uuid
+        AND l.token = v.token
+        AND (l.removed_at IS NULL OR l.removed_at >= v.last_event_at)
+  )
+  AND NOT EXISTS (
+      SELECT 1
+      FROM esputnik_token_quarantine q
+      WHERE q.app_uuid = :app_uuid
+        AND q.token = v.token
+        AND q.fingerprint = v.fingerprint
+  )
+  AND NOT EXISTS (
+      SELECT 1
+      FROM esputnik_token_in_doubt d
+      WHERE d.app_uuid = :app_uuid
+        AND d.token = v.token
+        AND d.sends >= 2
+  )

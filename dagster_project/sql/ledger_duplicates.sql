@@ -4,9 +4,8 @@
 SELECT COUNT(*)
 FROM (
     SELECT l.token
-    FROM esputnik_token_ledger l
+    FROM esputnik_ledger_live l
     WHERE l.app_uuid = :app_uuid
-      AND l.removed_at IS NULL
       AND l.token IN (SELECT n.token FROM esputnik_stage_new n WHERE n.batch_id = :batch_id)
     GROUP BY l.token
     HAVING COUNT(*) > 1

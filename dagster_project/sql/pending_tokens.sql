@@ -1,6 +1,10 @@
--- What the push still has to send for a batch: its new rows minus whatever the ledger gained
--- since the diff (an earlier attempt of this run, or another run that got there first) and the
--- tokens in doubt. ``sends``: earlier requests carrying the token that got no usable answer.
+-- One keyed page of what the push still has to send for a batch: the next :page_size of its new
+-- rows after token :after ('' for the first page), less what the ledger gained since the diff
+-- (an earlier attempt of this run, or another run that got there first), tokens quarantined
+-- since, and tokens in doubt. ``sends``: earlier requests carrying the token that got no usable
+-- answer. The diff already chose these rows, so a live ledger entry is all there is to ask.
+-- LIMIT 1 OFFSET 0 keeps each NOT EXISTS a look-up per row read: as an anti-join PostgreSQL
+-- merged the whole ledger (grown since its statistics were taken) into every page.
 SELECT n.source_row, n.token, n.contact_id, n.external_customer_id, n.phone, n.email,
        n.fingerprint, COALESCE(d.sends, 0) AS sends
 FROM esputnik_stage_new n
@@ -8,6 +12,22 @@ LEFT JOIN esputnik_token_in_doubt d
     ON d.app_uuid = :app_uuid
    AND d.token = n.token
 WHERE n.batch_id = :batch_id
+  AND n.token > :after
   AND COALESCE(d.sends, 0) < 2
-  AND NOT {ledger_holds_live}
-  AND NOT {quarantined_as_is}
+  AND NOT EXISTS (
+      SELECT 1
+      FROM esputnik_ledger_live l
+      WHERE l.app_uuid = :app_uuid
+        AND l.token = n.token
+      LIMIT 1 OFFSET 0
+  )
+  AND NOT EXISTS (
+      SELECT 1
+      FROM esputnik_token_quarantine q
+      WHERE q.app_uuid = :app_uuid
+        AND q.token = n.token
+        AND q.fingerprint = n.fingerprint
+      LIMIT 1 OFFSET 0
+  )
+ORDER BY n.token
+LIMIT :page_size

@@ -1,6 +1,9 @@
 -- Stage the extracted rows whose token is not live in the ledger, inside the database that holds
--- both: on a nightly rerun only the new and the still-unsendable rows are copied.
--- {extract_query} is replaced by the extract query's text; values stay bound parameters.
+-- both: on a nightly rerun only the new and the still-unsendable rows are copied. A row's token
+-- here is its trimmed chat id; a row with other whitespace around it, or whose token eSputnik
+-- dropped, is staged and left to the validation and the diff, which decide.
+-- {extract_query} is the extract query's text (an operator may replace it); values stay bound
+-- parameters.
 INSERT INTO esputnik_stage_extract
     (batch_id, source_row, chat_id, subscriber_customer_id, bot_phone, status, subscribed_at,
      status_changed_at, crm_customer_id, esputnik_contact_id, crm_email, crm_phone)
@@ -10,4 +13,9 @@ SELECT :batch_id, ROW_NUMBER() OVER (), q.chat_id, q.subscriber_customer_id, q.b
 FROM (
 {extract_query}
 ) q
-WHERE NOT {ledger_holds_live}
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM esputnik_ledger_live l
+    WHERE l.app_uuid = :app_uuid
+      AND l.token = TRIM(CAST(q.chat_id AS VARCHAR(64)))
+)
