@@ -111,7 +111,8 @@ def apply_message_events(
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_events", batch_id)
         append_frame(conn, "esputnik_stage_events", events.assign(batch_id=batch_id))
-        rejected, processed, removed = (
+        # the third statement dates removals, the fourth gives them their reason: its count
+        rejected, processed, _, removed = (
             conn.execute(text(statement), params).rowcount
             for statement in split_statements(load_sql("apply_message_events.sql"))
         )

@@ -22,7 +22,8 @@ WHERE e.batch_id = :batch_id
   );
 
 -- ...and a FAILED/Forbidden after a push marks that push as removed by eSputnik (history kept:
--- the row stays, with the time of the first such failure).
+-- the row stays, with the time of the first such failure). Only tokens with a failure in this
+-- batch are looked at; a failure older than the push leaves removed_at NULL...
 UPDATE esputnik_token_ledger
 SET removed_at = (
         SELECT MIN(e.occurred_at)
@@ -32,16 +33,15 @@ SET removed_at = (
           AND e.status = 'FAILED'
           AND LOWER(e.reason) = 'forbidden'
           AND e.occurred_at >= esputnik_token_ledger.pushed_at
-    ),
-    removal_reason = 'removed_by_esputnik: FAILED Forbidden'
+    )
 WHERE app_uuid = :app_uuid
   AND removed_at IS NULL
-  AND EXISTS (
-      SELECT 1
-      FROM esputnik_stage_events e
-      WHERE e.batch_id = :batch_id
-        AND e.token = esputnik_token_ledger.token
-        AND e.status = 'FAILED'
-        AND LOWER(e.reason) = 'forbidden'
-        AND e.occurred_at >= esputnik_token_ledger.pushed_at
-  )
+  AND token IN (SELECT f.token FROM esputnik_stage_events f WHERE f.batch_id = :batch_id AND f.status = 'FAILED');
+
+-- ...and the rows just marked get their reason.
+UPDATE esputnik_token_ledger
+SET removal_reason = 'removed_by_esputnik: FAILED Forbidden'
+WHERE app_uuid = :app_uuid
+  AND removed_at IS NOT NULL
+  AND removal_reason IS NULL
+  AND token IN (SELECT f.token FROM esputnik_stage_events f WHERE f.batch_id = :batch_id AND f.status = 'FAILED')
