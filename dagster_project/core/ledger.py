@@ -44,8 +44,12 @@ def ledger_duplicates(engine: Engine, app_uuid: str, batch_id: str) -> int:
         return int(conn.execute(query, params).scalar_one())
 
 
-def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reason: str) -> None:
-    """Keep a token eSputnik refused on its own, so it is not resent while unchanged."""
+def quarantine_token(
+    engine: Engine, app_uuid: str, batch_id: str, run_id: str, row: dict, reason: str
+) -> None:
+    """Keep a token eSputnik refused on its own, so it is not resent while unchanged, and take
+    it off the batch's list of tokens to send in the same transaction (a re-executed push then
+    cannot send it again)."""
     entry = pd.DataFrame(
         [
             {
@@ -60,6 +64,10 @@ def quarantine_token(engine: Engine, app_uuid: str, run_id: str, row: dict, reas
     )
     with engine.begin() as conn:
         append_frame(conn, "esputnik_token_quarantine", entry)
+        conn.execute(
+            text("DELETE FROM esputnik_stage_new WHERE batch_id = :batch_id AND token = :token"),
+            {"batch_id": batch_id, "token": row["token"]},
+        )
 
 
 # LIMIT for a statement read whole (pending_tokens.sql is written as a page).

@@ -97,6 +97,7 @@ def push_pending(
         delivery = ChunkSender(
             engine,
             client,
+            batch_id,
             run_id,
             options,
             RateLimiter(options.requests_per_second),

@@ -49,6 +49,7 @@ class ChunkSender:
         self,
         engine: Engine,
         client: EsputnikClient,
+        batch_id: str,
         run_id: str,
         options: PushOptions,
         limiter: RateLimiter,
@@ -58,7 +59,8 @@ class ChunkSender:
         journal: LedgerJournal,
         log: Callable[[str], None],
     ) -> None:
-        self.engine, self.client, self.run_id, self.options = engine, client, run_id, options
+        self.engine, self.client, self.options = engine, client, options
+        self.batch_id, self.run_id = batch_id, run_id
         self.limiter, self.report, self.progress = limiter, report, progress
         self.held_lock, self.journal, self.log = lock, journal, log
         self.lock = threading.Lock()
@@ -134,9 +136,8 @@ class ChunkSender:
             self.deliver(chunk_no, rows[middle:])
             return
         reason = getattr(exc, "reason", None) or str(exc)
-        self._write(
-            quarantine_token, self.engine, self.client.app_uuid, self.run_id, rows[0], reason
-        )
+        ids = (self.client.app_uuid, self.batch_id, self.run_id)
+        self._write(quarantine_token, self.engine, *ids, rows[0], reason)
         with self.lock:
             self.report.tokens_quarantined += 1
             self.report.quarantined.append((rows[0]["token"], reason))

@@ -1,9 +1,10 @@
 -- One keyed page of what the push still has to send for a batch: the next :page_size of its new
 -- rows after token :after ('' for the first page), less what the ledger gained since the diff
--- (an earlier attempt of this run, or another run that got there first), tokens quarantined
--- since, and tokens in doubt. ``sends``: earlier requests carrying the token that got no usable
--- answer. The diff already chose these rows, so a live ledger entry is all there is to ask.
--- LIMIT 1 OFFSET 0 keeps each NOT EXISTS a look-up per row read: as an anti-join PostgreSQL
+-- (an earlier attempt of this run, or another run that got there first) and tokens in doubt.
+-- ``sends``: earlier requests carrying the token that got no usable answer. The diff already
+-- chose these rows, so a live ledger entry is all there is to ask (a token quarantined since
+-- left esputnik_stage_new with its quarantine row).
+-- LIMIT 1 OFFSET 0 keeps the NOT EXISTS a look-up per row read: as an anti-join PostgreSQL
 -- merged the whole ledger (grown since its statistics were taken) into every page.
 SELECT n.source_row, n.token, n.contact_id, n.external_customer_id, n.phone, n.email,
        n.fingerprint, COALESCE(d.sends, 0) AS sends
@@ -19,14 +20,6 @@ WHERE n.batch_id = :batch_id
       FROM esputnik_ledger_live l
       WHERE l.app_uuid = :app_uuid
         AND l.token = n.token
-      LIMIT 1 OFFSET 0
-  )
-  AND NOT EXISTS (
-      SELECT 1
-      FROM esputnik_token_quarantine q
-      WHERE q.app_uuid = :app_uuid
-        AND q.token = n.token
-        AND q.fingerprint = n.fingerprint
       LIMIT 1 OFFSET 0
   )
 ORDER BY n.token
