@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
+from dagster_project.core.ledger import pending_chunks
 from tests.helpers import (
     add_phone_subscribers,
     last_metadata,
@@ -75,6 +76,12 @@ def test_chunk_with_refused_tokens_is_bisected_and_offenders_quarantined(
             conn.execute(text("SELECT token, reason FROM esputnik_token_quarantine")).all()
         )
     assert set(quarantined) == bad and all("invalid" in r for r in quarantined.values())
+    # A re-executed push of that batch has nothing left to send: the quarantined tokens left
+    # its send list with their quarantine rows, and the rest are in the ledger.
+    with warehouse.connect() as conn:
+        batch_id = conn.execute(text("SELECT batch_id FROM esputnik_sync_runs")).scalar_one()
+    app_uuid = resources["esputnik"].app_uuid
+    assert list(pending_chunks(warehouse, batch_id, app_uuid, chunk_size=8)) == []
 
     # Not retried every night while unchanged...
     requests_before = sandbox.state.snapshot()["requests_seen"]
