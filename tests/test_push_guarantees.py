@@ -37,17 +37,21 @@ def state_engine(url: str, **connect_args: object) -> Engine:
 
 
 def stage(engine: Engine, tokens: list[str], batch: str = BATCH) -> None:
-    """Tokens to send, as the diff leaves them in esputnik_stage_new."""
+    """Tokens to send, as the diff leaves them: valid rows, and their tokens chosen."""
+    rows = [
+        {"batch": batch, "row": n, "token": t, "phone": f"38050{n:07d}"}
+        for n, t in enumerate(tokens)
+    ]
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO esputnik_stage_new (batch_id, source_row, token, phone, fingerprint)"
+                "INSERT INTO esputnik_stage_valid (batch_id, source_row, token, phone, fingerprint)"
                 " VALUES (:batch, :row, :token, :phone, 'f')"
             ),
-            [
-                {"batch": batch, "row": n, "token": t, "phone": f"38050{n:07d}"}
-                for n, t in enumerate(tokens)
-            ],
+            rows,
+        )
+        conn.execute(
+            text("INSERT INTO esputnik_stage_new (batch_id, token) VALUES (:batch, :token)"), rows
         )
 
 

@@ -28,14 +28,11 @@ def test_counts_only_this_batchs_tokens_held_live_twice(warehouse_url):
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ux_esputnik_token_ledger_live"))
         conn.execute(
-            text(
-                "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
-                " VALUES (:batch_id, :source_row, :token, '')"
-            ),
+            text("INSERT INTO esputnik_stage_new (batch_id, token) VALUES (:batch_id, :token)"),
             [
-                {"batch_id": "b1", "source_row": 1, "token": "t1"},
-                {"batch_id": "b1", "source_row": 2, "token": "t2"},
-                {"batch_id": "b2", "source_row": 1, "token": "t3"},
+                {"batch_id": "b1", "token": "t1"},
+                {"batch_id": "b1", "token": "t2"},
+                {"batch_id": "b2", "token": "t3"},
             ],
         )
         conn.execute(
@@ -142,15 +139,13 @@ def test_the_database_refuses_a_second_live_row_per_token(warehouse_url):
         )
         conn.execute(
             text(
-                "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
-                " VALUES ('b1', 1, 't1', ''), ('b2', 1, 't1', '')"
+                "INSERT INTO esputnik_stage_new (batch_id, token) VALUES ('b1', 't1'), ('b2', 't1')"
             )
         )
     for statement in (
         "INSERT INTO esputnik_token_ledger (app_uuid, token, pushed_at, run_id, chunk_no)"
         " VALUES ('app-1', 't1', '2026-01-07 10:00:00', 'r2', 1)",
-        "INSERT INTO esputnik_stage_new (batch_id, source_row, token, fingerprint)"
-        " VALUES ('b1', 2, 't1', '')",
+        "INSERT INTO esputnik_stage_new (batch_id, token) VALUES ('b1', 't1')",
     ):
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(text(statement))

@@ -3,7 +3,7 @@ creates what is missing, then newer columns and unique indexes are added to olde
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from dagster_project.core.db import load_sql, split_statements
 from dagster_project.core.locks import advisory_key
@@ -35,6 +35,12 @@ UNIQUE_INDEXES = (
 VIEWS = (("esputnik_ledger_live", "ledger_live_view.sql"),)
 
 
+# Tables whose layout changed in a way ALTER TABLE cannot follow: (table, a column only the old
+# layout has). They hold one run's working rows only, so the old table is dropped and created
+# anew; a batch staged before the upgrade is diffed again by the next run.
+RELAID_TABLES = (("esputnik_stage_new", "fingerprint"),)
+
+
 class StateSchemaError(RuntimeError):
     """The state tables hold data this version cannot take as it is; the message says what."""
 
@@ -47,11 +53,14 @@ def ensure_state_schema(engine: Engine) -> None:
             # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalog:
             # runs starting together take turns (the lock ends with the transaction).
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        tables = set(inspect(conn).get_table_names())
+        for table, old_column in RELAID_TABLES:
+            if table in tables and old_column in _columns(conn, table):
+                conn.execute(text(f"DROP TABLE {table}"))
         for statement in split_statements(load_sql("state_schema.sql")):
             conn.execute(text(statement))
         for table, column, sql_type in ADDED_COLUMNS:
-            present = {c["name"] for c in inspect(conn).get_columns(table)}
-            if column not in present:
+            if column not in _columns(conn, table):
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
         for index, table, script in UNIQUE_INDEXES:
             if index in {i["name"] for i in inspect(conn).get_indexes(table)}:
@@ -69,3 +78,7 @@ def ensure_state_schema(engine: Engine) -> None:
         for view, script in VIEWS:
             if view not in present_views:
                 conn.execute(text(load_sql(script)))
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(table)}

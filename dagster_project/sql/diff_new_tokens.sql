@@ -1,14 +1,12 @@
--- Valid rows of a batch that the push is to send: set-based anti-joins, no per-row look-ups.
+-- The tokens of a batch's valid rows that the push is to send: set-based anti-joins, no
+-- per-row look-ups.
 -- Left out: a token the ledger holds and eSputnik has not dropped before the subscriber's
 -- latest event (a subscriber who came back after the drop gets the token pushed again), a token
 -- eSputnik refused before with the same identifiers (the quarantine; it waits until they
 -- change), and a token in doubt (two requests carrying it got no usable answer, so eSputnik may
 -- hold it twice already; it waits for an explicit release).
-INSERT INTO esputnik_stage_new
-    (batch_id, source_row, token, contact_id, external_customer_id, phone, email, fingerprint,
-     last_event_at)
-SELECT v.batch_id, v.source_row, v.token, v.contact_id, v.external_customer_id, v.phone, v.email,
-       v.fingerprint, v.last_event_at
+INSERT INTO esputnik_stage_new (batch_id, token)
+SELECT v.batch_id, v.token
 FROM esputnik_stage_valid v
 WHERE v.batch_id = :batch_id
   AND NOT EXISTS (

@@ -6,9 +6,12 @@
 -- left esputnik_stage_new with its quarantine row).
 -- LIMIT 1 OFFSET 0 keeps the NOT EXISTS a look-up per row read: as an anti-join PostgreSQL
 -- merged the whole ledger (grown since its statistics were taken) into every page.
-SELECT n.source_row, n.token, n.contact_id, n.external_customer_id, n.phone, n.email,
-       n.fingerprint, COALESCE(d.sends, 0) AS sends
+SELECT v.source_row, n.token, v.contact_id, v.external_customer_id, v.phone, v.email,
+       v.fingerprint, COALESCE(d.sends, 0) AS sends
 FROM esputnik_stage_new n
+JOIN esputnik_stage_valid v
+    ON v.batch_id = n.batch_id
+   AND v.token = n.token
 LEFT JOIN esputnik_token_in_doubt d
     ON d.app_uuid = :app_uuid
    AND d.token = n.token

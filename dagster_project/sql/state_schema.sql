@@ -33,17 +33,11 @@ CREATE TABLE IF NOT EXISTS esputnik_stage_valid (
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_stage_valid_batch ON esputnik_stage_valid (batch_id, token);
 
--- Valid rows of one batch whose token the ledger does not hold yet: what the push sends.
+-- The tokens of one batch's valid rows that the diff chose to send; the push reads their rows
+-- from esputnik_stage_valid.
 CREATE TABLE IF NOT EXISTS esputnik_stage_new (
     batch_id TEXT NOT NULL,
-    source_row BIGINT NOT NULL,
-    token TEXT NOT NULL,
-    contact_id BIGINT,
-    external_customer_id TEXT,
-    phone TEXT,
-    email TEXT,
-    fingerprint TEXT NOT NULL,
-    last_event_at TIMESTAMP
+    token TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_esputnik_stage_new_batch ON esputnik_stage_new (batch_id, token);
 
