@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import phonenumbers
 from pydantic import Field
 
+from dagster_project.core.push_types import PushOptions
 from dagster_project.env import EnvResource, SettingError, env_field
 
 
@@ -129,6 +132,18 @@ class SyncSettings(EnvResource):
                 f"{self.delivery_metrics_days} days of delivery metrics and "
                 f"SYNC_EVENTS_GRACE_HOURS={self.events_grace_hours:g}"
             )
+
+    def push_options(self, **sending: float) -> PushOptions:
+        """The push's options: its guards from these settings, how to send (chunk size,
+        requests in flight and per second) from the eSputnik resource that passes ``sending``."""
+        return PushOptions(
+            **sending,
+            dry_run=self.dry_run,
+            lock_wait_seconds=self.push_lock_wait_seconds,
+            max_refused_share=self.max_refused_share,
+            refused_min_tokens=self.refused_min_tokens,
+            journal_dir=Path(self.journal_dir) if self.journal_dir else None,
+        )
 
     def default_region(self) -> str | None:
         """The ISO region for phone numbers without a country code, or None to refuse them."""
