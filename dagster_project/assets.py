@@ -21,6 +21,7 @@ from pydantic import Field
 
 from dagster_project import extract_step, steps
 from dagster_project.core.expectations import SUITE_NAME
+from dagster_project.core.extract_expectations import RAW_SUITE_NAME
 from dagster_project.core.ledger import LEDGER_CHECK_DESCRIPTION
 from dagster_project.delivery_assets import esputnik_message_events_ingested
 from dagster_project.freshness import pushed_tokens_freshness
@@ -31,6 +32,7 @@ from dagster_project.reporting import (
     MASS_CHANGE_CHECK,
     PAYLOAD_CHECK,
     QUARANTINE_CHECK,
+    RAW_CHECK,
     TIMESTAMPS_CHECK,
     diff_result,
     extract_result,
@@ -106,7 +108,17 @@ def sync_step(
                 "telegram_subscribers is UTC text 'YYYY-MM-DD HH:MM:SS': SQLite compares them as "
                 "text, so an epoch number, a 'T' or an offset would leave the row out unseen."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            RAW_CHECK,
+            asset="subscriber_extract",
+            description=(
+                f"Great Expectations suite {RAW_SUITE_NAME!r} over the staged rows not pushed "
+                "yet, as the warehouse gave them: chat ids present, statuses active or blocked "
+                "(any case, trimmed), at least SYNC_MIN_PHONE_SHARE with a phone and "
+                "SYNC_MIN_EMAIL_SHARE with an email. Warns of drift in the CRM; blocks nothing."
+            ),
+        ),
     ],
     description=(
         "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "

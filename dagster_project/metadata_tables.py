@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from dagster_project.core.identifiers import mask_email, mask_phone
+from dagster_project.core.expectations import ExpectationOutcome
+from dagster_project.core.identifiers import mask_email, mask_phone, redact_personal_data
 from dagster_project.core.validation import REJECTS_PER_REASON
 
 SAMPLE_ROWS = 10
@@ -131,3 +132,30 @@ def delivery_days_table(daily: pd.DataFrame) -> MetadataValue:
     """The per-day delivery figures; a rate without a denominator stays empty (a day with
     failures or clicks but nothing sent is real, not an error)."""
     return table(DELIVERY_DAY_COLUMNS, daily.to_dict("records"))
+
+
+EXPECTATION_COLUMNS = {
+    "expectation": ("string", "Great Expectations expectation"),
+    "column": ("string", "column of the checked frame"),
+    "unexpected_rows": ("int", "rows that broke it"),
+    "sample": ("string", "values of the first rows that broke it, phones and emails masked"),
+}
+
+
+def sample_text(values: Iterable[object]) -> str:
+    """Unexpected values for the UI: each repr'd, any phone number or email in it masked."""
+    return ", ".join(redact_personal_data(repr(str(v))[:34]) for v in values)
+
+
+def expectations_table(outcomes: Iterable[ExpectationOutcome]) -> MetadataValue:
+    """Expectations that failed, with how many rows broke each and a masked sample."""
+    rows = [
+        {
+            "expectation": e.name,
+            "column": e.column,
+            "unexpected_rows": e.unexpected_count,
+            "sample": sample_text(e.unexpected_values[:SAMPLE_ROWS]),
+        }
+        for e in outcomes
+    ]
+    return table(EXPECTATION_COLUMNS, rows)

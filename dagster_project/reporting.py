@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MaterializeResult
 
+from dagster_project.core.extract_expectations import RawCheck
 from dagster_project.core.guards import Verdict
 from dagster_project.metadata_tables import (
     counts,
+    expectations_table,
     payload_sample,
     quarantine_sample,
     rejects_sample,
+    sample_text,
 )
 from dagster_project.step_reports import DiffReport, ExtractReport, PushStepReport, ValidateReport
 
@@ -22,6 +25,7 @@ LEDGER_CHECK = "ledger_no_duplicates"
 QUARANTINE_CHECK = "push_quarantine"
 IN_DOUBT_CHECK = "tokens_in_doubt"
 TIMESTAMPS_CHECK = "subscriber_timestamps"
+RAW_CHECK = "raw_extract_expectations"
 
 
 def count_result(
@@ -54,6 +58,41 @@ def verdict_result(check_name: str, verdict: Verdict, **extra: float) -> AssetCh
     )
 
 
+def raw_extract_result(raw: RawCheck) -> AssetCheckResult:
+    """The raw-extract suite as a WARN check: drift to look into, never a reason to stop."""
+    outcome, bounds = raw.outcome, raw.bounds
+    unexpected = {e.column: e.unexpected_count for e in outcome.expectations}
+    failed = "; ".join(
+        f"{e.name}({e.column}): {e.unexpected_count} of {raw.rows} rows"
+        + (f" (sample: {sample_text(e.unexpected_values[:5])})" if e.unexpected_values else "")
+        for e in outcome.failed
+    )
+    shares = {
+        f"{column}_share": round(1 - unexpected[column] / raw.rows, 4)
+        for column in ("phone", "email")
+        if raw.rows
+    }
+    return AssetCheckResult(
+        check_name=RAW_CHECK,
+        passed=outcome.success,
+        severity=AssetCheckSeverity.WARN,
+        description=f"failed expectations: {failed}"
+        if failed
+        else f"every expectation holds over {raw.rows} raw rows",
+        metadata={
+            "rows_checked": raw.rows,
+            "expectations_evaluated": len(outcome.expectations),
+            "expectations_failed": len(outcome.failed),
+            **{f"unexpected_{column}": n for column, n in unexpected.items()},
+            **shares,
+            "min_phone_share": bounds.min_phone_share,
+            "min_email_share": bounds.min_email_share,
+            "check_seconds": round(raw.seconds, 3),
+            "failed_expectations": expectations_table(outcome.failed),
+        },
+    )
+
+
 def extract_result(report: ExtractReport) -> MaterializeResult:
     rows = report.coverage["rows_extracted"]
     return MaterializeResult(
@@ -77,7 +116,8 @@ def extract_result(report: ExtractReport) -> MaterializeResult:
                 if report.unreadable_timestamps
                 else "every subscriber timestamp is comparable",
                 rows=report.unreadable_timestamps,
-            )
+            ),
+            raw_extract_result(report.raw),
         ],
     )
 
