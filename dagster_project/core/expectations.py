@@ -41,8 +41,6 @@ EXPECTATIONS: tuple[tuple[str, dict], ...] = (
 )
 
 
-# Unexpected counts over every row, and the first rows that broke an expectation as a sample.
-SAMPLE = {"result_format": "SUMMARY", "partial_unexpected_count": 100}
 Expectation = tuple[str, dict]  # GX expectation class name, its arguments
 
 
@@ -104,20 +102,29 @@ def vacuous_outcome(expectations: tuple[Expectation, ...] = EXPECTATIONS) -> Sui
 class SuiteRunner:
     """One ephemeral, in-memory GX context that validates frames against one suite, one after
     another. An empty frame holds every expectation vacuously, so its outcome is given without
-    starting Great Expectations."""
+    starting Great Expectations. ``sample_rows`` > 0 keeps the values of the first rows that
+    broke each expectation: only for a frame that holds no phone number or email."""
 
-    def __init__(self, name: str, expectations: tuple[Expectation, ...]) -> None:
-        self.name, self.expectations = name, expectations
+    def __init__(
+        self, name: str, expectations: tuple[Expectation, ...], sample_rows: int = 0
+    ) -> None:
+        self.name, self.expectations, self.sample_rows = name, expectations, sample_rows
         self._batch_definition = None
 
     def validate(self, frame: pd.DataFrame) -> SuiteOutcome:
         if frame.empty:
             return vacuous_outcome(self.expectations)
         batch = self._definition().get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(build_suite(self.name, self.expectations), result_format=SAMPLE)
+        result = batch.validate(
+            build_suite(self.name, self.expectations),
+            result_format={
+                "result_format": "SUMMARY",
+                "partial_unexpected_count": self.sample_rows,
+            },
+        )
         return SuiteOutcome(
             success=bool(result.success),
-            expectations=tuple(_outcome(r) for r in result.results),
+            expectations=tuple(_outcome(r, self.sample_rows > 0) for r in result.results),
         )
 
     def _definition(self):
@@ -131,17 +138,16 @@ class SuiteRunner:
         return self._batch_definition
 
 
-def _outcome(result) -> ExpectationOutcome:
+def _outcome(result, keep_sample: bool) -> ExpectationOutcome:
     """One GX expectation result, in our terms."""
     details = result.result or {}
+    sample = details.get("partial_unexpected_list") if keep_sample else None
     return ExpectationOutcome(
         name=result.expectation_config.type,
         column=str(result.expectation_config.kwargs.get("column")),
         success=bool(result.success),
         unexpected_count=int(details.get("unexpected_count") or 0),
-        unexpected_values=tuple(
-            dict.fromkeys(v for v in details.get("partial_unexpected_list") or () if pd.notna(v))
-        ),
+        unexpected_values=tuple(dict.fromkeys(v for v in sample or () if pd.notna(v))),
     )
 
 
