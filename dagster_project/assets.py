@@ -19,8 +19,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from dagster_project import steps
+from dagster_project import extract_step, steps
 from dagster_project.core.expectations import SUITE_NAME
+from dagster_project.core.extract_expectations import RAW_SUITE_NAME
 from dagster_project.core.ledger import LEDGER_CHECK_DESCRIPTION
 from dagster_project.delivery_assets import esputnik_message_events_ingested
 from dagster_project.freshness import pushed_tokens_freshness
@@ -31,6 +32,7 @@ from dagster_project.reporting import (
     MASS_CHANGE_CHECK,
     PAYLOAD_CHECK,
     QUARANTINE_CHECK,
+    RAW_CHECK,
     TIMESTAMPS_CHECK,
     diff_result,
     extract_result,
@@ -82,9 +84,16 @@ LEDGER_SCHEMA = TableSchema(
 )
 
 
-def run_ids(context: AssetExecutionContext) -> steps.RunIds:
-    """The staging key shared by every step of a run and by its re-executions."""
-    return steps.RunIds(context.run.root_run_id or context.run.run_id, context.run.run_id)
+def sync_step(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    esputnik: EsputnikResource,
+    sync_settings: SyncSettings,
+) -> steps.Step:
+    """What a step works with; its batch id (the root run's id) is the staging key shared by
+    every step of a run and by its re-executions."""
+    ids = steps.RunIds(context.run.root_run_id or context.run.run_id, context.run.run_id)
+    return steps.Step(warehouse, esputnik, sync_settings, ids, context.log.info)
 
 
 @asset(
@@ -99,7 +108,17 @@ def run_ids(context: AssetExecutionContext) -> steps.RunIds:
                 "telegram_subscribers is UTC text 'YYYY-MM-DD HH:MM:SS': SQLite compares them as "
                 "text, so an epoch number, a 'T' or an offset would leave the row out unseen."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            RAW_CHECK,
+            asset="subscriber_extract",
+            description=(
+                f"Great Expectations suite {RAW_SUITE_NAME!r} over the staged rows not pushed "
+                "yet, as the warehouse gave them: chat ids present, statuses active or blocked "
+                "(any case, trimmed), at least SYNC_MIN_PHONE_SHARE with a phone and "
+                "SYNC_MIN_EMAIL_SHARE with an email. Warns of drift in the CRM; blocks nothing."
+            ),
+        ),
     ],
     description=(
         "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "
@@ -116,10 +135,8 @@ def subscriber_extract(
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
     scope = (config.subscribed_from, config.subscribed_to, config.full_scan)
-    report = steps.extract(
-        warehouse, esputnik, sync_settings, scope, run_ids(context), context.log.info
-    )
-    return extract_result(report)
+    step = sync_step(context, warehouse, esputnik, sync_settings)
+    return extract_result(extract_step.extract(step, scope))
 
 
 @asset(
@@ -159,10 +176,7 @@ def validated_subscribers(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    report = steps.validate(
-        warehouse, esputnik.app_uuid, sync_settings, run_ids(context), context.log.info
-    )
-    return validate_result(report)
+    return validate_result(steps.validate(sync_step(context, warehouse, esputnik, sync_settings)))
 
 
 @asset(
@@ -193,10 +207,8 @@ def new_esputnik_tokens(
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
     allowed = context.run.tags.get(ALLOW_MASS_CHANGE_TAG, "").lower() == "true"
-    report = steps.diff(
-        warehouse, esputnik.app_uuid, sync_settings, run_ids(context), allowed, context.log.info
-    )
-    return diff_result(report)
+    step = sync_step(context, warehouse, esputnik, sync_settings)
+    return diff_result(steps.diff(step, allowed))
 
 
 @asset(
@@ -243,7 +255,7 @@ def esputnik_pushed_tokens(
     esputnik: EsputnikResource,
     sync_settings: SyncSettings,
 ) -> MaterializeResult:
-    step = steps.push(warehouse, esputnik, sync_settings, run_ids(context), context.log.info)
+    step = steps.push(sync_step(context, warehouse, esputnik, sync_settings))
     if step.push.tokens_quarantined:
         context.log.warning(
             f"{step.push.tokens_quarantined} tokens refused by eSputnik and quarantined "

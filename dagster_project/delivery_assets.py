@@ -43,7 +43,7 @@ from dagster_project.core.events import (
 from dagster_project.core.identifiers import redact_personal_data
 from dagster_project.core.ingest import handled_event_keys, ingest_checked_events
 from dagster_project.core.schema import ensure_state_schema
-from dagster_project.reporting import counts_table, delivery_days_table, plain_value
+from dagster_project.metadata_tables import counts_table, delivery_days_table, plain_value
 from dagster_project.resources import AlertWebhookResource, EsputnikResource, WarehouseResource
 from dagster_project.settings import SyncSettings
 from dagster_project.sources import esputnik_message_events

@@ -18,7 +18,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, Row, create_engine, text
 
 from dagster_project.assets import GROUP
 from dagster_project.jobs import esputnik_sync_job
@@ -64,6 +64,12 @@ def _wait_for(url: str, seconds: float = 15.0) -> None:
             time.sleep(0.2)
 
 
+def _query(engine: Engine, sql: str) -> list[Row]:
+    """Every row of a query the demo reads its figures with."""
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql)).all())
+
+
 def _post_json(url: str, payload: object) -> None:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -92,13 +98,11 @@ def run_demo(workdir: Path, subscribers: int) -> int:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{base}/_sandbox/state")
-        with engine.connect() as conn:
-            known = conn.execute(
-                text(
-                    "SELECT esputnik_contact_id, email FROM crm_contacts"
-                    " WHERE esputnik_contact_id IS NOT NULL"
-                )
-            ).all()
+        known = _query(
+            engine,
+            "SELECT esputnik_contact_id, email FROM crm_contacts"
+            " WHERE esputnik_contact_id IS NOT NULL",
+        )
         _post_json(f"{base}/_sandbox/contacts", [{"id": cid, "email": e} for cid, e in known])
         env = {
             **os.environ,
@@ -131,18 +135,16 @@ def run_demo(workdir: Path, subscribers: int) -> int:
     return code
 
 
-def print_summary(engine, held: dict) -> None:
+def print_summary(engine: Engine, held: dict) -> None:
     tokens = held["tokens"]
     resolved = Counter(t["resolved_by"] for t in tokens)
     created = sum(t["contact_created"] for t in tokens)
-    with engine.connect() as conn:
-        reasons = conn.execute(
-            text(
-                "SELECT outcome, reason, COUNT(*) FROM esputnik_sync_rejects"
-                " GROUP BY outcome, reason ORDER BY outcome, reason"
-            )
-        ).all()
-        ledger = conn.execute(text("SELECT COUNT(*) FROM esputnik_token_ledger")).scalar_one()
+    reasons = _query(
+        engine,
+        "SELECT outcome, reason, COUNT(*) FROM esputnik_sync_rejects"
+        " GROUP BY outcome, reason ORDER BY outcome, reason",
+    )
+    [(ledger,)] = _query(engine, "SELECT COUNT(*) FROM esputnik_token_ledger")
     print("\n=== summary ===")
     print(
         f"tokens held by the sandbox : {len(tokens)} ({len({t['token'] for t in tokens})} distinct)"

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.db import load_sql, strip_line_comments
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
+from dagster_project.core.push_types import PushOptions
 from dagster_project.env import EnvResource, SettingError, env_field, from_env
 from dagster_project.settings import SyncSettings
 
@@ -171,6 +172,14 @@ class EsputnikResource(EnvResource):
             backoff_factor=self.backoff_seconds,
             backoff_max=self.backoff_max_seconds,
             pool_size=self.max_in_flight,
+        )
+
+    def push_options(self, settings: SyncSettings) -> PushOptions:
+        """The one place a push's options are read from configuration."""
+        return settings.push_options(
+            chunk_size=self.chunk_size,
+            max_in_flight=self.max_in_flight,
+            requests_per_second=self.requests_per_second,
         )
 
     def __repr__(self) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import phonenumbers
 from pydantic import Field
 
+from dagster_project.core.extract_expectations import RawBounds
+from dagster_project.core.push_types import PushOptions
 from dagster_project.env import EnvResource, SettingError, env_field
 
 
@@ -62,6 +66,20 @@ class SyncSettings(EnvResource):
             "for chunks eSputnik accepted that the ledger could not take; default: beside a "
             "SQLite state database, else ./.demo"
         ),
+    )
+    min_phone_share: float = env_field(
+        "SYNC_MIN_PHONE_SHARE",
+        0.5,
+        description="of the raw rows checked with a phone (CRM or bot), before the check warns",
+        ge=0,
+        le=1,
+    )
+    min_email_share: float = env_field(
+        "SYNC_MIN_EMAIL_SHARE",
+        0.2,
+        description="of the raw rows checked with a CRM email, before the check warns",
+        ge=0,
+        le=1,
     )
     max_quarantined_tokens: int = env_field(
         "SYNC_MAX_QUARANTINED_TOKENS", 50, description="in one run before the check fails"
@@ -129,6 +147,22 @@ class SyncSettings(EnvResource):
                 f"{self.delivery_metrics_days} days of delivery metrics and "
                 f"SYNC_EVENTS_GRACE_HOURS={self.events_grace_hours:g}"
             )
+
+    def push_options(self, **sending: float) -> PushOptions:
+        """The push's options: its guards from these settings, how to send (chunk size,
+        requests in flight and per second) from the eSputnik resource that passes ``sending``."""
+        return PushOptions(
+            **sending,
+            dry_run=self.dry_run,
+            lock_wait_seconds=self.push_lock_wait_seconds,
+            max_refused_share=self.max_refused_share,
+            refused_min_tokens=self.refused_min_tokens,
+            journal_dir=Path(self.journal_dir) if self.journal_dir else None,
+        )
+
+    def raw_bounds(self) -> RawBounds:
+        """The shares the raw-extract check expects (see core/extract_expectations.py)."""
+        return RawBounds(self.min_phone_share, self.min_email_share)
 
     def default_region(self) -> str | None:
         """The ISO region for phone numbers without a country code, or None to refuse them."""

@@ -11,7 +11,7 @@ from dagster_project.core.db import append_frame, utc_now
 from dagster_project.core.events import daily_delivery
 from dagster_project.core.schema import ensure_state_schema
 from dagster_project.delivery_assets import esputnik_delivery_metrics
-from dagster_project.reporting import delivery_days_table
+from dagster_project.metadata_tables import delivery_days_table
 from dagster_project.resources import EsputnikResource, WarehouseResource
 from dagster_project.settings import SyncSettings
 from tests.helpers import API_KEY, APP_UUID, last_metadata

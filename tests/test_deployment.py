@@ -135,4 +135,5 @@ def test_webserver_serves_the_code_location(tmp_path):
         "message_status_ingest": False,
         "tokens_in_doubt": False,
         "subscriber_timestamps": False,
+        "raw_extract_expectations": False,
     }

@@ -50,13 +50,16 @@ def test_empty_batch_reports_the_same_expectations_as_holding() -> None:
 
 def test_nothing_to_check_imports_no_great_expectations() -> None:
     """GX takes seconds to import: loading the code location and a run with no row to send
-    must not pay for it (a fresh interpreter, as other tests here import it)."""
+    or to check must not pay for it (a fresh interpreter, as other tests here import it)."""
     script = (
         "import sys, pandas as pd\n"
         "import dagster_project.definitions\n"
         "from dagster_project.core.expectations import PAYLOAD_COLUMNS, PayloadValidator\n"
+        "from dagster_project.core.extract_expectations import (\n"
+        "    NO_ROWS, RawBounds, check_raw_frame, raw_frame)\n"
         "outcome = PayloadValidator().validate(pd.DataFrame(columns=list(PAYLOAD_COLUMNS)))\n"
         "assert outcome.success\n"
+        "assert check_raw_frame(raw_frame(NO_ROWS), RawBounds(1, 1)).outcome.success\n"
         "print('great_expectations' in sys.modules)\n"
     )
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -48,6 +48,9 @@ INVALID_PHONE = "invalid_phone"
 INVALID_EMAIL = "invalid_email"
 DROP_REASONS = (INVALID_CONTACT_ID, INVALID_EXTERNAL_ID, INVALID_PHONE, INVALID_EMAIL)
 
+# A subscriber's status, read as ``status_key`` reads it; any other value is refused.
+KNOWN_STATUSES = ("active", "blocked")
+
 REJECTED = "rejected"
 IDENTIFIER_DROPPED = "identifier_dropped"
 
@@ -101,6 +104,11 @@ def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args:
             np.array([*problems, None], dtype=object)[where], index=values.index, dtype=object
         ),
     )
+
+
+def status_key(status: pd.Series) -> pd.Series:
+    """Statuses as the rules read them: trimmed, lowercased, missing as ''."""
+    return status.astype("string").str.strip().str.lower().fillna("")
 
 
 def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np.ndarray:
@@ -173,14 +181,14 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     subscribed = _utc(raw["subscribed_at"])
     changed = _utc(raw["status_changed_at"])
     df["last_event_at"] = changed.where(changed > subscribed, subscribed)
-    status = raw["status"].astype("string").str.strip().str.lower().fillna("")
+    status = status_key(raw["status"])
 
     reason = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
     reason[token_problem.notna()] = INVALID_CHAT_ID
     reason[token_problem == "empty token"] = EMPTY_TOKEN
     detail[token_problem.notna()] = token_problem[token_problem.notna()]
-    unknown = reason.isna() & ~status.isin(["active", "blocked"])
+    unknown = reason.isna() & ~status.isin(KNOWN_STATUSES)
     reason[unknown] = UNKNOWN_STATUS
     detail[unknown] = "status " + raw["status"].astype(str)[unknown].str.slice(0, 32).map(repr)
 

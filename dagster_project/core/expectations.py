@@ -41,12 +41,17 @@ EXPECTATIONS: tuple[tuple[str, dict], ...] = (
 )
 
 
+Expectation = tuple[str, dict]  # GX expectation class name, its arguments
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     name: str
     column: str
     success: bool
     unexpected_count: int
+    # distinct values among the first rows that broke it (missing ones left out)
+    unexpected_values: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,11 @@ def _gx():
     return great_expectations
 
 
-def payload_suite() -> gx.ExpectationSuite:
+def build_suite(name: str, expectations: tuple[Expectation, ...]) -> gx.ExpectationSuite:
     gx = _gx()
     return gx.ExpectationSuite(
-        name=SUITE_NAME,
-        expectations=[getattr(gx.expectations, kind)(**kwargs) for kind, kwargs in EXPECTATIONS],
+        name=name,
+        expectations=[getattr(gx.expectations, kind)(**kwargs) for kind, kwargs in expectations],
     )
 
 
@@ -81,7 +86,7 @@ def _snake(kind: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
 
 
-def _vacuous_outcome() -> SuiteOutcome:
+def vacuous_outcome(expectations: tuple[Expectation, ...] = EXPECTATIONS) -> SuiteOutcome:
     """Every expectation holding over no rows."""
     return SuiteOutcome(
         success=True,
@@ -89,41 +94,38 @@ def _vacuous_outcome() -> SuiteOutcome:
             ExpectationOutcome(
                 name=_snake(kind), column=kwargs["column"], success=True, unexpected_count=0
             )
-            for kind, kwargs in EXPECTATIONS
+            for kind, kwargs in expectations
         ),
     )
 
 
-class PayloadValidator:
-    """One ephemeral, in-memory GX context that validates payload frames one after another.
+class SuiteRunner:
+    """One ephemeral, in-memory GX context that validates frames against one suite, one after
+    another. An empty frame holds every expectation vacuously, so its outcome is given without
+    starting Great Expectations. ``sample_rows`` > 0 keeps the values of the first rows that
+    broke each expectation: only for a frame that holds no phone number or email."""
 
-    A batch validated in several chunks reuses the context; the chunks' outcomes are merged
-    with ``merge_outcomes``.
-    """
-
-    def __init__(self) -> None:
+    def __init__(
+        self, name: str, expectations: tuple[Expectation, ...], sample_rows: int = 0
+    ) -> None:
+        self.name, self.expectations, self.sample_rows = name, expectations, sample_rows
         self._batch_definition = None
 
-    def validate(self, accepted: pd.DataFrame) -> SuiteOutcome:
-        """The suite over rows about to be sent. An empty frame holds every expectation
-        vacuously, so its result is given without starting Great Expectations."""
-        if accepted.empty:
-            return _vacuous_outcome()
-        frame = accepted[list(PAYLOAD_COLUMNS)].copy()
-        frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
-        frame["contact_id"] = frame["contact_id"].astype("Float64")
+    def validate(self, frame: pd.DataFrame) -> SuiteOutcome:
+        if frame.empty:
+            return vacuous_outcome(self.expectations)
         batch = self._definition().get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(payload_suite())
-        outcomes = tuple(
-            ExpectationOutcome(
-                name=r.expectation_config.type,
-                column=str(r.expectation_config.kwargs.get("column")),
-                success=bool(r.success),
-                unexpected_count=int((r.result or {}).get("unexpected_count") or 0),
-            )
-            for r in result.results
+        result = batch.validate(
+            build_suite(self.name, self.expectations),
+            result_format={
+                "result_format": "SUMMARY",
+                "partial_unexpected_count": self.sample_rows,
+            },
         )
-        return SuiteOutcome(success=bool(result.success), expectations=outcomes)
+        return SuiteOutcome(
+            success=bool(result.success),
+            expectations=tuple(_outcome(r, self.sample_rows > 0) for r in result.results),
+        )
 
     def _definition(self):
         if self._batch_definition is None:
@@ -131,9 +133,38 @@ class PayloadValidator:
             logging.getLogger("great_expectations").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = {"globally": False}
-            asset = context.data_sources.add_pandas("sync_batch").add_dataframe_asset("payload")
+            asset = context.data_sources.add_pandas("sync_batch").add_dataframe_asset(self.name)
             self._batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
         return self._batch_definition
+
+
+def _outcome(result, keep_sample: bool) -> ExpectationOutcome:
+    """One GX expectation result, in our terms."""
+    details = result.result or {}
+    sample = details.get("partial_unexpected_list") if keep_sample else None
+    return ExpectationOutcome(
+        name=result.expectation_config.type,
+        column=str(result.expectation_config.kwargs.get("column")),
+        success=bool(result.success),
+        unexpected_count=int(details.get("unexpected_count") or 0),
+        unexpected_values=tuple(dict.fromkeys(v for v in sample or () if pd.notna(v))),
+    )
+
+
+class PayloadValidator:
+    """The payload suite over rows about to be sent, one frame after another in one context;
+    a batch validated in several chunks merges the outcomes with ``merge_outcomes``."""
+
+    def __init__(self) -> None:
+        self._runner = SuiteRunner(SUITE_NAME, EXPECTATIONS)
+
+    def validate(self, accepted: pd.DataFrame) -> SuiteOutcome:
+        if accepted.empty:
+            return vacuous_outcome()
+        frame = accepted[list(PAYLOAD_COLUMNS)].copy()
+        frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
+        frame["contact_id"] = frame["contact_id"].astype("Float64")
+        return self._runner.validate(frame)
 
 
 def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
@@ -147,7 +178,7 @@ def merge_outcomes(outcomes: list[SuiteOutcome]) -> SuiteOutcome:
     Valid for token uniqueness too, as long as each token's rows sit in one chunk.
     """
     if not outcomes:
-        return _vacuous_outcome()
+        return vacuous_outcome()
     merged = []
     for parts in zip(*(o.expectations for o in outcomes), strict=True):
         merged.append(

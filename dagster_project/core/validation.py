@@ -40,12 +40,14 @@ from dagster_project.core.staging import count_batch, delete_batch
 REJECTS_PER_REASON = 3  # rejected rows kept per reason for the run's metadata sample
 
 
+# Where the batch's rows went: unpushed (read), settled (refused before, unchanged since),
+# validated (the rest), valid (to send).
+ROW_COUNTS = ("unpushed", "settled", "validated", "valid")
+
+
 @dataclass
 class ValidationReport:
-    rows_unpushed: int = 0
-    rows_settled: int = 0
-    rows_validated: int = 0
-    rows_valid: int = 0
+    rows: Counter = field(default_factory=lambda: Counter(dict.fromkeys(ROW_COUNTS, 0)))
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on the Great Expectations suite
     seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write
@@ -127,8 +129,8 @@ def validate_staged(
         keys = group_keys(bucket)
         settled = is_settled(keys, settled_before)
         seconds["settled"] += time.perf_counter() - started
-        report.rows_unpushed += len(bucket)
-        report.rows_settled += int(settled.sum())
+        report.rows["unpushed"] += len(bucket)
+        report.rows["settled"] += int(settled.sum())
         raw, keys = bucket.loc[~settled], keys.loc[~settled]
         if raw.empty:
             continue
@@ -146,17 +148,17 @@ def validate_staged(
         _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
         seconds["write"] += time.perf_counter() - started
         report.chunks += 1
-        report.rows_validated += len(raw)
-        report.rows_valid += len(result.accepted)
+        report.rows["validated"] += len(raw)
+        report.rows["valid"] += len(result.accepted)
         report.reject_counts.update(result.reject_counts())
         report.drop_counts.update(result.drop_counts())
         samples.append(result.rejects.groupby("reason", sort=True).head(REJECTS_PER_REASON))
         if count > 1:
             log(
-                f"validated bucket {number} of up to {count}: {report.rows_validated:,} "
-                f"rows, {report.rows_valid:,} valid so far"
+                f"validated bucket {number} of up to {count}: {report.rows['validated']:,} "
+                f"rows, {report.rows['valid']:,} valid so far"
             )
-    if samples:  # reporting.rejects_sample picks the final rows per reason from these
+    if samples:  # metadata_tables.rejects_sample picks the final rows per reason from these
         report.rejects_sample = pd.concat(samples, ignore_index=True)
     report.suite = merge_outcomes(outcomes)
     return report
