@@ -108,7 +108,8 @@ def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
             {"batch_id": batch_id, "app_uuid": app_uuid},
         )
         if conn.dialect.name == "postgresql":
-            # The push reads the batch a keyed page at a time; with the statistics of the table
-            # as it was before this insert, PostgreSQL read every remaining row per page.
+            # The push reads the batch a keyed page at a time; with the statistics of the tables
+            # as they were before this batch, PostgreSQL read every remaining row per page.
+            conn.execute(text("ANALYZE esputnik_stage_valid"))
             conn.execute(text("ANALYZE esputnik_stage_new"))
     return count_batch(engine, "esputnik_stage_new", batch_id)
