@@ -26,14 +26,8 @@ import pandas as pd
 
 from bench.datagen import generate
 from dagster_project.core.batch import RAW_COLUMNS, validate_batch
-from dagster_project.core.identifiers import (
-    _plain_email,
-    _validated_email,
-    choose_phone_engine,
-    normalize_email,
-    phone_engine_name,
-    use_phone_engine,
-)
+from dagster_project.core.emails import _validated_email, normalize_email, plain_email
+from dagster_project.core.phones import choose_phone_engine, phone_engine_name, use_phone_engine
 
 ENGINES = ("rphonenumbers", "phonenumbers")  # the candidate, then the reference
 REGION = "UA"
@@ -117,8 +111,8 @@ def email_figures(rows: int) -> str:
     emails = extract_rows(rows)["crm_email"].dropna().astype(object)
     distinct = pd.unique(emails)
     texts = [str(v).strip().lower() for v in distinct]
-    fast = [t for t in texts if _plain_email(t)]
-    slow = [t for t in texts if not _plain_email(t)]
+    fast = [t for t in texts if plain_email(t)]
+    slow = [t for t in texts if not plain_email(t)]
     started = time.perf_counter()
     for value in distinct:
         normalize_email(value)
@@ -129,7 +123,7 @@ def email_figures(rows: int) -> str:
     again = time.perf_counter() - started
     fast_started = time.perf_counter()
     for text in fast:
-        _plain_email(text)
+        plain_email(text)
     fast_seconds = time.perf_counter() - fast_started
     cache = _validated_email.cache_info()
     return (

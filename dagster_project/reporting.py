@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from dagster_project.core.guards import Verdict
-from dagster_project.core.identifiers import mask_email, mask_phone
+from dagster_project.core.masking import mask_email, mask_phone
 from dagster_project.core.validation import REJECTS_PER_REASON
 
 SAMPLE_ROWS = 10

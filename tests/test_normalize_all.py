@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 
 from bench.validation import extract_rows
-from dagster_project.core.identifiers import (
+from dagster_project.core.column_rules import normalize_all
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import (
     MAX_EXTERNAL_ID_LENGTH,
-    normalize_all,
     normalize_chat_id,
     normalize_contact_id,
-    normalize_email,
     normalize_external_id,
-    normalize_phone,
 )
+from dagster_project.core.phones import normalize_phone
 
 RULES = (normalize_chat_id, normalize_contact_id, normalize_external_id, normalize_email)
 

@@ -14,16 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dagster_project.core.column_rules import normalize_all
 from dagster_project.core.columns import RAW_COLUMNS
-from dagster_project.core.identifiers import (
-    Normalized,
-    normalize_all,
-    normalize_chat_id,
-    normalize_contact_id,
-    normalize_email,
-    normalize_external_id,
-    normalize_phone,
-)
+from dagster_project.core.decoding import Normalized
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import normalize_chat_id, normalize_contact_id, normalize_external_id
+from dagster_project.core.phones import normalize_phone
 
 # Why a row was not sent (outcome 'rejected').
 EMPTY_TOKEN = "empty_token"

@@ -1,0 +1,110 @@
+"""The identifier rules a whole column at a time (``normalize_all``).
+
+Each rule is called once per distinct value, and for short values the call (the decode check, the
+trim, a result object) costs more than the rule itself. A shortcut answers, for a whole list at
+once, the values whose shape settles the rule's answer, exactly as the rule would (tests compare
+the two on generated corpora and edge cases); the rule itself answers the rest. Answers are
+(value, problem) pairs, as ``Normalized`` is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dagster_project.core.decoding import Normalized
+from dagster_project.core.emails import normalize_email, plain_email
+from dagster_project.core.ids import (
+    MAX_EXTERNAL_ID_LENGTH,
+    normalize_chat_id,
+    normalize_contact_id,
+    normalize_external_id,
+)
+from dagster_project.core.phones import NATIVE_SHAPE, check_phones, normalize_phone, phone_library
+
+Answer = tuple[object, str | None]  # (value, problem), as Normalized
+Shortcut = Callable[..., list[Answer | None]]
+
+# Chat ids already in canonical form: what ``normalize_chat_id`` returns unchanged. At most 18
+# digits, so always within MAX_CHAT_ID; no leading zero, so never zero and never rewritten.
+_CANONICAL_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,17}")
+
+# Values ``normalize_contact_id`` and ``normalize_external_id`` keep as they are: ASCII digits
+# without a leading zero; printable ASCII with no space at either end (so nothing to trim and
+# nothing undecodable, see decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
+_CANONICAL_CONTACT_ID = re.compile(r"[1-9][0-9]{0,17}")
+_KEPT_EXTERNAL_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[!-~])?")
+
+
+def _ascii_shaped(values: list[object], shape: re.Pattern[str]) -> list[bool]:
+    """Which values are text matching ``shape`` in full. A list of text only, nearly always, is
+    matched by Arrow's RE2 at once (classes of ASCII characters mean the same to both)."""
+    if set(map(type, values)) == {str}:
+        try:
+            text = pa.array(values, type=pa.string())
+        except (pa.ArrowException, UnicodeError):  # lone surrogates: see decode_text
+            pass
+        else:
+            shaped = pc.match_substring_regex(text, f"^(?:{shape.pattern})$")
+            return shaped.to_numpy(zero_copy_only=False).tolist()
+    return [type(v) is str and shape.fullmatch(v) is not None for v in values]
+
+
+def _chat_id_shortcut(values: list[object]) -> list[Answer | None]:
+    shaped = _ascii_shaped(values, _CANONICAL_CHAT_ID)
+    return [(v, None) if ok else None for v, ok in zip(values, shaped, strict=True)]
+
+
+def _contact_id_shortcut(values: list[object]) -> list[Answer | None]:
+    shaped = _ascii_shaped(values, _CANONICAL_CONTACT_ID)
+    return [(int(v), None) if ok else None for v, ok in zip(values, shaped, strict=True)]  # type: ignore[call-overload]
+
+
+def _external_id_shortcut(values: list[object]) -> list[Answer | None]:
+    shaped = _ascii_shaped(values, _KEPT_EXTERNAL_ID)
+    return [(v, None) if ok else None for v, ok in zip(values, shaped, strict=True)]
+
+
+def _email_shortcut(values: list[object]) -> list[Answer | None]:
+    """Plain addresses once trimmed and lowercased: undecodable text never is one."""
+    answers: list[Answer | None] = []
+    for raw in values:
+        text = raw.strip().lower() if type(raw) is str else ""
+        answers.append((text, None) if plain_email(text) else None)
+    return answers
+
+
+def _phone_shortcut(values: list[object], default_region: str | None) -> list[Answer | None]:
+    """Text of the native shape (ASCII, so always decodable) goes straight to the engine."""
+    native = NATIVE_SHAPE.fullmatch
+    texts = [raw.strip() if type(raw) is str else "" for raw in values]
+    shaped = [i for i, text in enumerate(texts) if text and native(text)]
+    checked = check_phones(phone_library(), [texts[i] for i in shaped], default_region)
+    answers: list[Answer | None] = [None] * len(values)
+    for i, answer in zip(shaped, checked, strict=True):
+        answers[i] = answer
+    return answers
+
+
+_SHORTCUTS: dict[Callable[..., Normalized], Shortcut] = {
+    normalize_chat_id: _chat_id_shortcut,
+    normalize_contact_id: _contact_id_shortcut,
+    normalize_external_id: _external_id_shortcut,
+    normalize_phone: _phone_shortcut,
+    normalize_email: _email_shortcut,
+}
+
+
+def normalize_all(
+    values: list[object], rule: Callable[..., Normalized], *args: object
+) -> tuple[list[object], list[str | None]]:
+    """``rule(value, *args)`` of every value, as a list of values and a list of problems."""
+    shortcut = _SHORTCUTS.get(rule)
+    answers = shortcut(values, *args) if shortcut else [None] * len(values)
+    for i, answer in enumerate(answers):
+        if answer is None:
+            answers[i] = rule(values[i], *args)
+    return [a[0] for a in answers], [a[1] for a in answers]
