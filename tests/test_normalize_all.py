@@ -7,10 +7,12 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from bench.validation import extract_rows
-from dagster_project.core.column_rules import normalize_all
+from dagster_project.core.batch import _normalize_column
+from dagster_project.core.column_rules import kept_as_is, normalize_all
 from dagster_project.core.emails import normalize_email
 from dagster_project.core.ids import (
     MAX_EXTERNAL_ID_LENGTH,
@@ -190,3 +192,26 @@ def test_external_id_shortcut_stops_at_the_length_limit():
     )
     assert values == ["x" * MAX_EXTERNAL_ID_LENGTH, None]
     assert problems[1] == f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_values_kept_as_they_are_are_the_rules_own_answers(rule):
+    text = [v for v in _corpus(3_000) if _encodable(v)]
+    kept = kept_as_is(pa.array(text, type=pa.large_string()), rule)
+    if kept is None:
+        return
+    assert kept.sum() > len(text) * 0.1  # the corpus reaches the shape
+    for raw, is_kept in zip(text, kept, strict=True):
+        if is_kept:
+            assert rule(raw) == (raw, None), raw
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_a_column_of_arrow_text_normalizes_as_one_of_objects(rule):
+    text = [v for v in _corpus(3_000) if _encodable(v)]
+    text = [*text, None, *text[:100], None]  # repeats and missing values
+    arrow = pd.Series(text, dtype="string[pyarrow]")
+    objects = pd.Series(text, dtype=object)
+    got, expected = _normalize_column(arrow, rule), _normalize_column(objects, rule)
+    for got_part, expected_part in zip(got, expected, strict=True):
+        pd.testing.assert_series_equal(got_part, expected_part)

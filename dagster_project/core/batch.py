@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dagster_project.core.column_rules import normalize_all
+from dagster_project.core.column_rules import kept_as_is, normalize_all
 from dagster_project.core.columns import RAW_COLUMNS
 from dagster_project.core.decoding import Normalized
 from dagster_project.core.emails import normalize_email
@@ -84,19 +84,40 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
 
 
 def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
-    """Apply ``rule`` once per distinct value; return (values, problems) Series."""
+    """Apply ``rule`` once per distinct value; return (values, problems) Series.
+
+    Values of Arrow text that the rule keeps as they are (nearly every chat id and customer id)
+    are picked out of the column first and copied across, so only the others are factorized
+    and made Python objects for the rule.
+    """
+    arrow = _arrow_text(values)
+    kept = None if arrow is None else kept_as_is(arrow, rule)
+    rest = values if kept is None else values[~kept]
     # one hash pass: each row's position among the distinct values (-1 where missing, which
     # picks the trailing None below); unique() plus an Index look-up took four times as long
-    where, distinct = pd.factorize(values)
+    where, distinct = pd.factorize(rest)
     normalized, problems = normalize_all(distinct.tolist(), rule, *args)
+    rest_values = np.array([*normalized, None], dtype=object)[where]
+    rest_problems = np.array([*problems, None], dtype=object)[where]
+    if kept is None:
+        new_values, new_problems = rest_values, rest_problems
+    else:
+        new_values = np.empty(len(values), dtype=object)
+        new_values[kept] = arrow.filter(kept).to_numpy(zero_copy_only=False)
+        new_values[~kept] = rest_values
+        new_problems = np.full(len(values), None, dtype=object)
+        new_problems[~kept] = rest_problems
     return (
-        pd.Series(
-            np.array([*normalized, None], dtype=object)[where], index=values.index, dtype=object
-        ),
-        pd.Series(
-            np.array([*problems, None], dtype=object)[where], index=values.index, dtype=object
-        ),
+        pd.Series(new_values, index=values.index, dtype=object),
+        pd.Series(new_problems, index=values.index, dtype=object),
     )
+
+
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """The column as Arrow text when it is stored so (the staged extract's columns), else None."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return pa.array(values.array)
+    return None
 
 
 def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np.ndarray:

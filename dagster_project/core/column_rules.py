@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,6 +38,24 @@ _CANONICAL_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,17}")
 # nothing undecodable, see decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
 _CANONICAL_CONTACT_ID = re.compile(r"[1-9][0-9]{0,17}")
 _KEPT_EXTERNAL_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[!-~])?")
+
+# The values a rule answers with the value itself and no problem, by rule.
+_KEPT_SHAPES: dict[Callable[..., Normalized], re.Pattern[str]] = {
+    normalize_chat_id: _CANONICAL_CHAT_ID,
+    normalize_external_id: _KEPT_EXTERNAL_ID,
+}
+
+
+def kept_as_is(
+    values: pa.Array | pa.ChunkedArray, rule: Callable[..., Normalized]
+) -> np.ndarray | None:
+    """Which of ``values`` (Arrow text, always valid UTF-8) ``rule`` answers with the value itself
+    and no problem, matched by RE2 over the whole column; None for a rule without such a shape."""
+    shape = _KEPT_SHAPES.get(rule)
+    if shape is None:
+        return None
+    kept = pc.match_substring_regex(values, f"^(?:{shape.pattern})$").fill_null(False)
+    return np.asarray(kept, dtype=bool)
 
 
 def _ascii_shaped(values: list[object], shape: re.Pattern[str]) -> list[bool]:
