@@ -75,12 +75,20 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
 
     A quarantined token is retried only when this changes (its data was fixed).
     """
-    parts = [pa.array(frame[column].astype("string[pyarrow]").fillna("")) for column in IDENTIFIERS]
-    texts = [pa.scalar(text, parts[0].type) for text in ("c:", "|x:", "|p:", "|e:", "")]
+    parts = [pc.fill_null(_as_arrow_text(frame[column]), "") for column in IDENTIFIERS]
+    texts = [pa.scalar(text, pa.string()) for text in ("c:", "|x:", "|p:", "|e:", "")]
     joined = pc.binary_join_element_wise(
         texts[0], parts[0], texts[1], parts[1], texts[2], parts[2], texts[3], parts[3], texts[4]
     )  # Arrow joins the columns in one pass; chained Series additions copied each time
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
+
+
+def _as_arrow_text(column: pd.Series) -> pa.Array:
+    """A normalized identifier column as Arrow text: contact ids (Int64) cast by Arrow, the
+    others (str or missing) handed over as they are, without pandas' per-value conversion."""
+    if isinstance(column.dtype, pd.Int64Dtype):
+        return pa.array(column, type=pa.int64()).cast(pa.string())
+    return pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
 def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
