@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dagster_project.core.column_rules import kept_as_is, normalize_all
+from dagster_project.core.column_rules import arrow_answers, normalize_all
 from dagster_project.core.columns import RAW_COLUMNS
 from dagster_project.core.decoding import Normalized
 from dagster_project.core.emails import normalize_email
@@ -94,30 +94,39 @@ def _as_arrow_text(column: pd.Series) -> pa.Array:
 def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
     """Apply ``rule`` once per distinct value; return (values, problems) Series.
 
-    Values of Arrow text that the rule keeps as they are (nearly every chat id and customer id)
-    are picked out of the column first and copied across, so only the others are factorized
-    and made Python objects for the rule.
+    Values of Arrow text whose shape settles the rule's answer (nearly every chat id, customer
+    id, contact id and email) are answered for the whole column first, so only the others are
+    factorized and made Python objects for the rule.
     """
     arrow = _arrow_text(values)
-    kept = None if arrow is None else kept_as_is(arrow, rule)
-    rest = values if kept is None else values[~kept]
-    # one hash pass: each row's position among the distinct values (-1 where missing, which
-    # picks the trailing None below); unique() plus an Index look-up took four times as long
-    where, distinct = pd.factorize(rest)
-    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
-    rest_values = np.array([*normalized, None], dtype=object)[where]
-    rest_problems = np.array([*problems, None], dtype=object)[where]
-    if kept is None:
-        new_values, new_problems = rest_values, rest_problems
+    shortcut = None if arrow is None else arrow_answers(arrow, rule)
+    if shortcut is None:
+        new_values, new_problems = _by_distinct_value(values, rule, *args)
     else:
+        answered, answers = shortcut
+        rest_values, rest_problems = _by_distinct_value(values[~answered], rule, *args)
         new_values = np.empty(len(values), dtype=object)
-        new_values[kept] = arrow.filter(kept).to_numpy(zero_copy_only=False)
-        new_values[~kept] = rest_values
+        new_values[answered] = answers
+        new_values[~answered] = rest_values
         new_problems = np.full(len(values), None, dtype=object)
-        new_problems[~kept] = rest_problems
+        new_problems[~answered] = rest_problems
     return (
         pd.Series(new_values, index=values.index, dtype=object),
         pd.Series(new_problems, index=values.index, dtype=object),
+    )
+
+
+def _by_distinct_value(
+    values: pd.Series, rule: Callable[..., Normalized], *args: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """``normalize_all`` of the distinct values, spread back over the rows (values, problems)."""
+    # one hash pass: each row's position among the distinct values (-1 where missing, which
+    # picks the trailing None below); unique() plus an Index look-up took four times as long
+    where, distinct = pd.factorize(values)
+    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
+    return (
+        np.array([*normalized, None], dtype=object)[where],
+        np.array([*problems, None], dtype=object)[where],
     )
 
 

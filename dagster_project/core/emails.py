@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from dagster_project.core.decoding import ABSENT, Normalized, decoded, trimmed
@@ -30,6 +33,21 @@ def plain_email(text: str) -> bool:
         and "--" not in match["domain"]
         and match["tld"] not in SPECIAL_USE_DOMAIN_NAMES
     )
+
+
+def plain_emails(texts: pa.Array) -> np.ndarray:
+    """``plain_email`` of each of ``texts`` at once, by Arrow: the same expression in RE2, its
+    other conditions vectorized (a plain address has one '@' and a TLD of letters only)."""
+    shaped = pc.match_substring_regex(texts, f"^(?:{_PLAIN_EMAIL.pattern})$")
+    special = "|".join(re.escape(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+    plain = pc.and_(
+        pc.and_(shaped, pc.less_equal(pc.utf8_length(texts), 254)),
+        pc.and_(
+            pc.less_equal(pc.find_substring(texts, "@"), 64),
+            pc.invert(pc.match_substring_regex(texts, rf"@.*--|\.(?:{special})$")),
+        ),
+    )
+    return np.asarray(plain.fill_null(False))
 
 
 @decoded
