@@ -232,7 +232,8 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
 
     # Identifiers, for the rows still in the running only.
     rows = pending.index[~is_blocked]
-    part = raw.loc[rows]
+    sources = ["crm_customer_id", "esputnik_contact_id", "crm_phone", "bot_phone", "crm_email"]
+    part = raw.loc[rows, sources]  # only the columns read below: each one selected is copied
     joined = part["crm_customer_id"].notna()
     contact_id, contact_problem = _normalize_column(
         part["esputnik_contact_id"].where(joined), normalize_contact_id
