@@ -11,8 +11,7 @@ import pyarrow as pa
 import pytest
 
 from bench.validation import extract_rows
-from dagster_project.core.batch import _normalize_column
-from dagster_project.core.column_rules import arrow_answers, normalize_all
+from dagster_project.core.column_rules import _arrow_answers, normalize_all, normalize_column
 from dagster_project.core.emails import normalize_email
 from dagster_project.core.ids import (
     MAX_EXTERNAL_ID_LENGTH,
@@ -203,7 +202,7 @@ def test_external_id_shortcut_stops_at_the_length_limit():
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
 def test_arrow_answers_are_the_rules_own(rule):
     text = [v for v in _corpus(3_000) if _encodable(v)]
-    answered, answers = arrow_answers(pa.array(text, type=pa.large_string()), rule)
+    answered, answers = _arrow_answers(pa.array(text, type=pa.large_string()), rule)
     assert answered.sum() > len(text) * 0.05  # the corpus reaches the shortcut
     for raw, answer in zip(np.array(text, dtype=object)[answered], answers, strict=True):
         expected = rule(raw)
@@ -217,6 +216,6 @@ def test_a_column_of_arrow_text_normalizes_as_one_of_objects(rule):
     text = [*text, None, *text[:100], None]  # repeats and missing values
     arrow = pd.Series(text, dtype="string[pyarrow]")
     objects = pd.Series(text, dtype=object)
-    got, expected = _normalize_column(arrow, rule), _normalize_column(objects, rule)
+    got, expected = normalize_column(arrow, rule), normalize_column(objects, rule)
     for got_part, expected_part in zip(got, expected, strict=True):
         pd.testing.assert_series_equal(got_part, expected_part)

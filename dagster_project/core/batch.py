@@ -1,12 +1,12 @@
 """Turn an extracted batch into the rows to send and the rows refused, with reasons.
 
-Pure pandas: each identifier is normalized once per distinct raw value (phonenumbers and
-email-validator are per-value libraries), everything else is vectorized.
+Pure pandas: each identifier column is normalized a column at a time (``normalize_column``:
+values of a settled shape by Arrow, the others once per distinct raw value, since phonenumbers
+and email-validator are per-value libraries), everything else is vectorized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dagster_project.core.column_rules import arrow_answers, normalize_all
+from dagster_project.core.column_rules import normalize_column
 from dagster_project.core.columns import RAW_COLUMNS
-from dagster_project.core.decoding import Normalized
 from dagster_project.core.emails import normalize_email
 from dagster_project.core.ids import normalize_chat_id, normalize_contact_id, normalize_external_id
 from dagster_project.core.phones import normalize_phone
@@ -91,52 +90,6 @@ def _as_arrow_text(column: pd.Series) -> pa.Array:
     return pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
-def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
-    """Apply ``rule`` once per distinct value; return (values, problems) Series.
-
-    Values of Arrow text whose shape settles the rule's answer (nearly every chat id, customer
-    id, contact id and email) are answered for the whole column first, so only the others are
-    factorized and made Python objects for the rule.
-    """
-    arrow = _arrow_text(values)
-    shortcut = None if arrow is None else arrow_answers(arrow, rule)
-    if shortcut is None:
-        new_values, new_problems = _by_distinct_value(values, rule, *args)
-    else:
-        answered, answers = shortcut
-        rest_values, rest_problems = _by_distinct_value(values[~answered], rule, *args)
-        new_values = np.empty(len(values), dtype=object)
-        new_values[answered] = answers
-        new_values[~answered] = rest_values
-        new_problems = np.full(len(values), None, dtype=object)
-        new_problems[~answered] = rest_problems
-    return (
-        pd.Series(new_values, index=values.index, dtype=object),
-        pd.Series(new_problems, index=values.index, dtype=object),
-    )
-
-
-def _by_distinct_value(
-    values: pd.Series, rule: Callable[..., Normalized], *args: object
-) -> tuple[np.ndarray, np.ndarray]:
-    """``normalize_all`` of the distinct values, spread back over the rows (values, problems)."""
-    # one hash pass: each row's position among the distinct values (-1 where missing, which
-    # picks the trailing None below); unique() plus an Index look-up took four times as long
-    where, distinct = pd.factorize(values)
-    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
-    return (
-        np.array([*normalized, None], dtype=object)[where],
-        np.array([*problems, None], dtype=object)[where],
-    )
-
-
-def _arrow_text(values: pd.Series) -> pa.Array | None:
-    """The column as Arrow text when it is stored so (the staged extract's columns), else None."""
-    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        return pa.array(values.array)
-    return None
-
-
 def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np.ndarray:
     """The positions ``frame.sort_values(columns, ascending=ascending, na_position="last")``
     puts the rows in, for integer and timestamp columns: one stable ``np.lexsort`` of their
@@ -200,7 +153,7 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
     df["chat_id"] = raw["chat_id"].astype(object)
     df["customer_id"] = raw["subscriber_customer_id"].astype(object)
-    df["token"], token_problem = _normalize_column(raw["chat_id"], normalize_chat_id)
+    df["token"], token_problem = normalize_column(raw["chat_id"], normalize_chat_id)
     # Rows are sorted and grouped by token: by integer codes, several times faster than text.
     df["token_code"] = pd.factorize(df["token"])[0]
     token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
@@ -235,21 +188,19 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     sources = ["crm_customer_id", "esputnik_contact_id", "crm_phone", "bot_phone", "crm_email"]
     part = raw.loc[rows, sources]  # only the columns read below: each one selected is copied
     joined = part["crm_customer_id"].notna()
-    contact_id, contact_problem = _normalize_column(
+    contact_id, contact_problem = normalize_column(
         part["esputnik_contact_id"].where(joined), normalize_contact_id
     )
-    external_id, external_problem = _normalize_column(
-        part["crm_customer_id"], normalize_external_id
-    )
+    external_id, external_problem = normalize_column(part["crm_customer_id"], normalize_external_id)
 
-    crm_phone, crm_phone_problem = _normalize_column(
+    crm_phone, crm_phone_problem = normalize_column(
         part["crm_phone"].where(joined), normalize_phone, default_region
     )
     # The phone shared with the bot is only used (and only checked) where the CRM has none.
-    bot_phone, bot_phone_problem = _normalize_column(
+    bot_phone, bot_phone_problem = normalize_column(
         part["bot_phone"].where(crm_phone.isna()), normalize_phone, default_region
     )
-    email, email_problem = _normalize_column(part["crm_email"].where(joined), normalize_email)
+    email, email_problem = normalize_column(part["crm_email"].where(joined), normalize_email)
     candidates = df.loc[rows].assign(
         contact_id=contact_id,
         external_customer_id=external_id,

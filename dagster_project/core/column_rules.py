@@ -1,4 +1,4 @@
-"""The identifier rules a whole column at a time (``normalize_all``).
+"""The identifier rules a whole column at a time (``normalize_all``, ``normalize_column``).
 
 Each rule is called once per distinct value, and for short values the call (the decode check, the
 trim, a result object) costs more than the rule itself. A shortcut answers, for a whole list at
@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,6 +39,7 @@ _CANONICAL_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,17}")
 # nothing undecodable, see decode_text), at most MAX_EXTERNAL_ID_LENGTH characters.
 _CANONICAL_CONTACT_ID = re.compile(r"[1-9][0-9]{0,17}")
 _KEPT_EXTERNAL_ID = re.compile(rf"[!-~](?:[ -~]{{0,{MAX_EXTERNAL_ID_LENGTH - 2}}}[!-~])?")
+# Rules whose answer the shapes above settle, for a column of Arrow text (see _arrow_answers).
 _ARROW_SHAPES = {
     normalize_chat_id: _CANONICAL_CHAT_ID,
     normalize_contact_id: _CANONICAL_CONTACT_ID,
@@ -49,7 +51,7 @@ _ARROW_SHAPES = {
 _ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
-def arrow_answers(
+def _arrow_answers(
     values: pa.Array, rule: Callable[..., Normalized]
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """For a whole column of Arrow text (valid UTF-8, so never undecodable): which values
@@ -140,3 +142,51 @@ def normalize_all(
         if answer is None:
             answers[i] = rule(values[i], *args)
     return [a[0] for a in answers], [a[1] for a in answers]
+
+
+def normalize_column(
+    values: pd.Series, rule: Callable[..., Normalized], *args: object
+) -> tuple[pd.Series, pd.Series]:
+    """``rule(value, *args)`` of every value of a column, as (values, problems) Series.
+
+    Values of Arrow text whose shape settles the rule's answer (nearly every chat id, customer
+    id, contact id and email) are answered for the whole column first, so only the others are
+    factorized and made Python objects for the rule.
+    """
+    arrow = _arrow_text(values)
+    shortcut = None if arrow is None else _arrow_answers(arrow, rule)
+    if shortcut is None:
+        new_values, new_problems = _by_distinct_value(values, rule, *args)
+    else:
+        answered, answers = shortcut
+        rest_values, rest_problems = _by_distinct_value(values[~answered], rule, *args)
+        new_values = np.empty(len(values), dtype=object)
+        new_values[answered] = answers
+        new_values[~answered] = rest_values
+        new_problems = np.full(len(values), None, dtype=object)
+        new_problems[~answered] = rest_problems
+    return (
+        pd.Series(new_values, index=values.index, dtype=object),
+        pd.Series(new_problems, index=values.index, dtype=object),
+    )
+
+
+def _by_distinct_value(
+    values: pd.Series, rule: Callable[..., Normalized], *args: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """``normalize_all`` of the distinct values, spread back over the rows (values, problems)."""
+    # one hash pass: each row's position among the distinct values (-1 where missing, which
+    # picks the trailing None below); unique() plus an Index look-up took four times as long
+    where, distinct = pd.factorize(values)
+    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
+    return (
+        np.array([*normalized, None], dtype=object)[where],
+        np.array([*problems, None], dtype=object)[where],
+    )
+
+
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """The column as Arrow text when it is stored so (the staged extract's columns), else None."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        return pa.array(values.array)
+    return None
