@@ -1,6 +1,6 @@
 """The naive way to do the same job, timed on a sample: what the sync's design is measured against.
 
-Per row: normalize with ``dagster_project.core.identifiers``, one ``SELECT`` against the ledger,
+Per row: normalize with the identifier rules (``core/ids.py``, ``phones.py``, ``emails.py``), one ``SELECT`` against the ledger,
 one ``requests.post`` per token (no session, no batching) and one committed ``INSERT``. Only a
 random sample of the extract is processed; the per-row cost is extrapolated to every row, so its
 figures are estimates and labelled as such. The sample is random rather than the first rows so
@@ -23,13 +23,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from dagster_project.core.db import db_timestamp, load_sql
-from dagster_project.core.identifiers import (
-    normalize_contact_id,
-    normalize_email,
-    normalize_external_id,
-    normalize_phone,
-    normalize_token,
-)
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import normalize_contact_id, normalize_external_id, normalize_token
+from dagster_project.core.phones import normalize_phone
 
 NAIVE_TABLE = "bench_naive_ledger"
 WINDOW = (datetime(2026, 1, 1), datetime(2026, 11, 24))

@@ -40,8 +40,8 @@ from dagster_project.core.events import (
     daily_delivery,
     forget_keys_before,
 )
-from dagster_project.core.identifiers import redact_personal_data
 from dagster_project.core.ingest import handled_event_keys, ingest_checked_events
+from dagster_project.core.masking import redact_personal_data
 from dagster_project.core.schema import ensure_state_schema
 from dagster_project.metadata_tables import counts_table, delivery_days_table, plain_value
 from dagster_project.resources import AlertWebhookResource, EsputnikResource, WarehouseResource

@@ -9,7 +9,7 @@ import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from dagster_project.core.expectations import ExpectationOutcome
-from dagster_project.core.identifiers import mask_email, mask_phone, redact_personal_data
+from dagster_project.core.masking import mask_email, mask_phone, redact_personal_data
 from dagster_project.core.validation import REJECTS_PER_REASON
 
 SAMPLE_ROWS = 10

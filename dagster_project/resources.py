@@ -37,7 +37,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     through a memory map (capped, so the run's resident memory stays bounded) and a larger page
     cache make the million-row extract join about 1.5x faster than 4 KiB reads one at a time."""
     # A byte that is not UTF-8 in one CRM field must not stop the run: it reads as U+FFFD, which
-    # the identifier rules refuse with a reason (core/identifiers.py, decode_text).
+    # the identifier rules refuse with a reason (core/decoding.py, decode_text).
     dbapi_connection.text_factory = _lenient_text
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -19,7 +19,7 @@ from dagster import (
     sensor,
 )
 
-from dagster_project.core.identifiers import redact_personal_data
+from dagster_project.core.masking import redact_personal_data
 from dagster_project.core.run_history import mark_run_failed
 from dagster_project.freshness import FRESHNESS_HOURS
 from dagster_project.resources import AlertWebhookResource, WarehouseResource

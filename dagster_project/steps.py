@@ -20,7 +20,7 @@ from dagster_project.core.extract import (
 )
 from dagster_project.core.guards import identifier_completeness, mass_change
 from dagster_project.core.held import count_in_doubt
-from dagster_project.core.ledger import count_quarantined, ledger_duplicates
+from dagster_project.core.ledger import count_quarantined, ledger_duplicates, stage_new_tokens
 from dagster_project.core.locks import PushLockTimeout
 from dagster_project.core.push import push_pending
 from dagster_project.core.push_types import PushStoppedError
@@ -29,7 +29,7 @@ from dagster_project.core.run_history import (
     recent_new_tokens,
     update_run_record,
 )
-from dagster_project.core.staging import count_batch, stage_new_tokens
+from dagster_project.core.staging import count_batch
 from dagster_project.core.validation import validate_staged
 from dagster_project.resources import EsputnikResource, WarehouseResource
 from dagster_project.settings import SyncSettings

@@ -6,17 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project.core.identifiers import (
-    decode_text,
-    mask_email,
-    mask_phone,
+from dagster_project.core.decoding import decode_text
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import (
     normalize_chat_id,
     normalize_contact_id,
-    normalize_email,
     normalize_external_id,
-    normalize_phone,
     normalize_token,
 )
+from dagster_project.core.masking import mask_email, mask_phone
+from dagster_project.core.phones import normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -221,11 +220,11 @@ def _email_corpus(count: int = 20_000) -> list[str]:
 def test_plain_email_fast_path_agrees_with_email_validator():
     from email_validator import EmailNotValidError, validate_email
 
-    from dagster_project.core.identifiers import _plain_email
+    from dagster_project.core.emails import plain_email
 
     fast = 0
     for address in _email_corpus():
-        if not _plain_email(address):
+        if not plain_email(address):
             continue
         fast += 1
         try:

@@ -7,18 +7,19 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from bench.validation import extract_rows
-from dagster_project.core.identifiers import (
+from dagster_project.core.column_rules import _arrow_answers, normalize_all, normalize_column
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import (
     MAX_EXTERNAL_ID_LENGTH,
-    normalize_all,
     normalize_chat_id,
     normalize_contact_id,
-    normalize_email,
     normalize_external_id,
-    normalize_phone,
 )
+from dagster_project.core.phones import normalize_phone
 
 RULES = (normalize_chat_id, normalize_contact_id, normalize_external_id, normalize_email)
 
@@ -93,6 +94,12 @@ EDGES: list[object] = [
     "user@xn--exmple-cua.com",
     "user+tag@example.com",
     "user@example.com\ufffd",
+    "user@example.com\n",
+    "\tUser@Example.Com\x0b",
+    "\x1cuser@example.com",
+    "user@example.com\u00a0",
+    "123\n",
+    "C42\n",
     "user@\udc80.com",
     "+380501234567",
     " +38 (050) 123-45-67 ",
@@ -190,3 +197,25 @@ def test_external_id_shortcut_stops_at_the_length_limit():
     )
     assert values == ["x" * MAX_EXTERNAL_ID_LENGTH, None]
     assert problems[1] == f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_arrow_answers_are_the_rules_own(rule):
+    text = [v for v in _corpus(3_000) if _encodable(v)]
+    answered, answers = _arrow_answers(pa.array(text, type=pa.large_string()), rule)
+    assert answered.sum() > len(text) * 0.05  # the corpus reaches the shortcut
+    for raw, answer in zip(np.array(text, dtype=object)[answered], answers, strict=True):
+        expected = rule(raw)
+        assert (answer, None) == tuple(expected), raw
+        assert type(answer) is type(expected.value), raw
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
+def test_a_column_of_arrow_text_normalizes_as_one_of_objects(rule):
+    text = [v for v in _corpus(3_000) if _encodable(v)]
+    text = [*text, None, *text[:100], None]  # repeats and missing values
+    arrow = pd.Series(text, dtype="string[pyarrow]")
+    objects = pd.Series(text, dtype=object)
+    got, expected = normalize_column(arrow, rule), normalize_column(objects, rule)
+    for got_part, expected_part in zip(got, expected, strict=True):
+        pd.testing.assert_series_equal(got_part, expected_part)

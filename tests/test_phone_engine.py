@@ -16,14 +16,15 @@ import types
 import phonenumbers
 import pytest
 
-from dagster_project.core import identifiers
-from dagster_project.core.identifiers import (
-    _NATIVE_SHAPE,
+from dagster_project.core.decoding import Normalized
+from dagster_project.core.phones import (
+    NATIVE_SHAPE,
     PHONE_PROBES,
-    Normalized,
+    PhoneEngine,
     _check_phone,
     choose_phone_engine,
     normalize_phone,
+    phone_engine_name,
     use_phone_engine,
 )
 
@@ -110,7 +111,7 @@ def test_native_engine_answers_as_phonenumbers_on_generated_numbers():
         native = _check_phone(rphonenumbers, text.strip(), region)
         reference = _check_phone(phonenumbers, text.strip(), region)
         valid += reference.value is not None
-        shaped = bool(_NATIVE_SHAPE.fullmatch(text.strip()))
+        shaped = bool(NATIVE_SHAPE.fullmatch(text.strip()))
         native_shaped += shaped
         if native.value != reference.value or (shaped and native != reference):
             differences.append((text, region, native, reference))
@@ -125,7 +126,7 @@ def test_native_engine_answers_as_phonenumbers_on_generated_numbers():
 
 def test_probes_pass_with_the_installed_native_engine():
     assert choose_phone_engine().name == "rphonenumbers"
-    assert identifiers.PHONE_ENGINE == "rphonenumbers"
+    assert phone_engine_name() == "rphonenumbers"
 
 
 def test_a_missing_native_engine_leaves_phonenumbers():
@@ -165,11 +166,11 @@ def test_an_engine_that_fails_on_a_probe_is_not_used(monkeypatch):
 
 @pytest.mark.parametrize("engine", ["phonenumbers", "rphonenumbers"])
 def test_normalize_phone_gives_the_same_with_either_engine(engine):
-    chosen = identifiers._PhoneEngine(engine, sys.modules[engine])
+    chosen = PhoneEngine(engine, sys.modules[engine])
     use_phone_engine(chosen)
     try:
         assert normalize_phone(" +38 (050) 123-45-67 ", "UA") == Normalized("380501234567")
         assert normalize_phone("12-34", "UA").problem == "phone '***234' is not a valid number"
-        assert engine == identifiers.PHONE_ENGINE
+        assert engine == phone_engine_name()
     finally:
         use_phone_engine(None)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from dagster_project.core.identifiers import redact_personal_data
+from dagster_project.core.masking import redact_personal_data
 from dagster_project.env import from_env
 from dagster_project.resources import (
     AlertDeliveryError,

@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.identifiers import normalize_token
+from dagster_project.core.ids import normalize_token
 from dagster_project.core.settled import (
     group_keys,
     is_settled,

@@ -10,7 +10,7 @@ import random
 import pytest
 from sqlalchemy import create_engine, text
 
-from dagster_project.core.identifiers import normalize_chat_id
+from dagster_project.core.ids import normalize_chat_id
 
 _SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u2003", "\r\n", ""]
 _BODIES = [

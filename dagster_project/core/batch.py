@@ -1,12 +1,12 @@
 """Turn an extracted batch into the rows to send and the rows refused, with reasons.
 
-Pure pandas: each identifier is normalized once per distinct raw value (phonenumbers and
-email-validator are per-value libraries), everything else is vectorized.
+Pure pandas: each identifier column is normalized a column at a time (``normalize_column``:
+values of a settled shape by Arrow, the others once per distinct raw value, since phonenumbers
+and email-validator are per-value libraries), everything else is vectorized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,16 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dagster_project.core.column_rules import normalize_column
 from dagster_project.core.columns import RAW_COLUMNS
-from dagster_project.core.identifiers import (
-    Normalized,
-    normalize_all,
-    normalize_chat_id,
-    normalize_contact_id,
-    normalize_email,
-    normalize_external_id,
-    normalize_phone,
-)
+from dagster_project.core.emails import normalize_email
+from dagster_project.core.ids import normalize_chat_id, normalize_contact_id, normalize_external_id
+from dagster_project.core.phones import normalize_phone
 
 # Why a row was not sent (outcome 'rejected').
 EMPTY_TOKEN = "empty_token"
@@ -82,28 +77,20 @@ def fingerprint(frame: pd.DataFrame) -> pd.Series:
 
     A quarantined token is retried only when this changes (its data was fixed).
     """
-    parts = [pa.array(frame[column].astype("string[pyarrow]").fillna("")) for column in IDENTIFIERS]
-    texts = [pa.scalar(text, parts[0].type) for text in ("c:", "|x:", "|p:", "|e:", "")]
+    parts = [pc.fill_null(_as_arrow_text(frame[column]), "") for column in IDENTIFIERS]
+    texts = [pa.scalar(text, pa.string()) for text in ("c:", "|x:", "|p:", "|e:", "")]
     joined = pc.binary_join_element_wise(
         texts[0], parts[0], texts[1], parts[1], texts[2], parts[2], texts[3], parts[3], texts[4]
     )  # Arrow joins the columns in one pass; chained Series additions copied each time
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
 
 
-def _normalize_column(values: pd.Series, rule: Callable[..., Normalized], *args: object):
-    """Apply ``rule`` once per distinct value; return (values, problems) Series."""
-    # one hash pass: each row's position among the distinct values (-1 where missing, which
-    # picks the trailing None below); unique() plus an Index look-up took four times as long
-    where, distinct = pd.factorize(values)
-    normalized, problems = normalize_all(distinct.tolist(), rule, *args)
-    return (
-        pd.Series(
-            np.array([*normalized, None], dtype=object)[where], index=values.index, dtype=object
-        ),
-        pd.Series(
-            np.array([*problems, None], dtype=object)[where], index=values.index, dtype=object
-        ),
-    )
+def _as_arrow_text(column: pd.Series) -> pa.Array:
+    """A normalized identifier column as Arrow text: contact ids (Int64) cast by Arrow, the
+    others (str or missing) handed over as they are, without pandas' per-value conversion."""
+    if isinstance(column.dtype, pd.Int64Dtype):
+        return pa.array(column, type=pa.int64()).cast(pa.string())
+    return pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
 def status_key(status: pd.Series) -> pd.Series:
@@ -174,7 +161,7 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
     df = pd.DataFrame({"source_row": raw["source_row"].astype("int64")})
     df["chat_id"] = raw["chat_id"].astype(object)
     df["customer_id"] = raw["subscriber_customer_id"].astype(object)
-    df["token"], token_problem = _normalize_column(raw["chat_id"], normalize_chat_id)
+    df["token"], token_problem = normalize_column(raw["chat_id"], normalize_chat_id)
     # Rows are sorted and grouped by token: by integer codes, several times faster than text.
     df["token_code"] = pd.factorize(df["token"])[0]
     token_problem = token_problem.where(raw["chat_id"].notna(), "empty token")
@@ -206,23 +193,22 @@ def validate_batch(raw: pd.DataFrame, default_region: str | None) -> ValidatedBa
 
     # Identifiers, for the rows still in the running only.
     rows = pending.index[~is_blocked]
-    part = raw.loc[rows]
+    sources = ["crm_customer_id", "esputnik_contact_id", "crm_phone", "bot_phone", "crm_email"]
+    part = raw.loc[rows, sources]  # only the columns read below: each one selected is copied
     joined = part["crm_customer_id"].notna()
-    contact_id, contact_problem = _normalize_column(
+    contact_id, contact_problem = normalize_column(
         part["esputnik_contact_id"].where(joined), normalize_contact_id
     )
-    external_id, external_problem = _normalize_column(
-        part["crm_customer_id"], normalize_external_id
-    )
+    external_id, external_problem = normalize_column(part["crm_customer_id"], normalize_external_id)
 
-    crm_phone, crm_phone_problem = _normalize_column(
+    crm_phone, crm_phone_problem = normalize_column(
         part["crm_phone"].where(joined), normalize_phone, default_region
     )
     # The phone shared with the bot is only used (and only checked) where the CRM has none.
-    bot_phone, bot_phone_problem = _normalize_column(
+    bot_phone, bot_phone_problem = normalize_column(
         part["bot_phone"].where(crm_phone.isna()), normalize_phone, default_region
     )
-    email, email_problem = _normalize_column(part["crm_email"].where(joined), normalize_email)
+    email, email_problem = normalize_column(part["crm_email"].where(joined), normalize_email)
     candidates = df.loc[rows].assign(
         contact_id=contact_id,
         external_customer_id=external_id,

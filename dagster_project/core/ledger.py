@@ -16,6 +16,7 @@ from dagster_project.core.db import (
     sqlite_cursor,
     utc_now,
 )
+from dagster_project.core.staging import count_batch, delete_batch
 
 
 def count_quarantined(engine: Engine, batch_id: str, app_uuid: str) -> int:
@@ -68,6 +69,22 @@ def quarantine_token(
             text("DELETE FROM esputnik_stage_new WHERE batch_id = :batch_id AND token = :token"),
             {"batch_id": batch_id, "token": row["token"]},
         )
+
+
+def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
+    """Fill ``esputnik_stage_new`` for a batch by anti-joining the ledger; return its size."""
+    with engine.begin() as conn:
+        delete_batch(conn, "esputnik_stage_new", batch_id)
+        conn.execute(
+            text(load_sql("diff_new_tokens.sql")),
+            {"batch_id": batch_id, "app_uuid": app_uuid},
+        )
+        if conn.dialect.name == "postgresql":
+            # The push reads the batch a keyed page at a time; with the statistics of the tables
+            # as they were before this batch, PostgreSQL read every remaining row per page.
+            conn.execute(text("ANALYZE esputnik_stage_valid"))
+            conn.execute(text("ANALYZE esputnik_stage_new"))
+    return count_batch(engine, "esputnik_stage_new", batch_id)
 
 
 # LIMIT for a statement read whole (pending_tokens.sql is written as a page).

@@ -16,8 +16,9 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.column_rules import normalize_all
 from dagster_project.core.db import sqlite_cursor
-from dagster_project.core.identifiers import normalize_all, normalize_chat_id
+from dagster_project.core.ids import normalize_chat_id
 
 # Bump when validate_batch would decide differently on the same rows: every group is then
 # validated afresh once.

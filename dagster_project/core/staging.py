@@ -97,19 +97,3 @@ def delete_batch(conn: Connection, table: str, batch_id: str) -> None:
     if table not in STAGE_TABLES:
         raise ValueError(f"{table} is not a staging table")
     conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), {"batch_id": batch_id})
-
-
-def stage_new_tokens(engine: Engine, batch_id: str, app_uuid: str) -> int:
-    """Fill ``esputnik_stage_new`` for a batch by anti-joining the ledger; return its size."""
-    with engine.begin() as conn:
-        delete_batch(conn, "esputnik_stage_new", batch_id)
-        conn.execute(
-            text(load_sql("diff_new_tokens.sql")),
-            {"batch_id": batch_id, "app_uuid": app_uuid},
-        )
-        if conn.dialect.name == "postgresql":
-            # The push reads the batch a keyed page at a time; with the statistics of the tables
-            # as they were before this batch, PostgreSQL read every remaining row per page.
-            conn.execute(text("ANALYZE esputnik_stage_valid"))
-            conn.execute(text("ANALYZE esputnik_stage_new"))
-    return count_batch(engine, "esputnik_stage_new", batch_id)

@@ -27,7 +27,7 @@ from dagster_project.core.batch import (
 from dagster_project.core.buckets import bucket_count, unpushed_buckets
 from dagster_project.core.db import append_frame, utc_now
 from dagster_project.core.expectations import PayloadValidator, SuiteOutcome, merge_outcomes
-from dagster_project.core.identifiers import phone_engine_name
+from dagster_project.core.phones import phone_engine_name
 from dagster_project.core.settled import (
     group_keys,
     is_settled,
@@ -51,7 +51,7 @@ class ValidationReport:
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on the Great Expectations suite
     seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write
-    phone_engine: str = ""  # the library that checked the phone numbers (core/identifiers.py)
+    phone_engine: str = ""  # the library that checked the phone numbers (core/phones.py)
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
     )
