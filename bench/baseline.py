@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from dagster_project.core.db import db_timestamp, load_sql
 from dagster_project.core.emails import normalize_email
-from dagster_project.core.ids import normalize_contact_id, normalize_external_id, normalize_token
+from dagster_project.core.ids import normalize_chat_id, normalize_contact_id, normalize_external_id
 from dagster_project.core.phones import normalize_phone
 
 NAIVE_TABLE = "bench_naive_ledger"
@@ -106,7 +106,7 @@ def run_baseline(
     record = text(f"INSERT INTO {NAIVE_TABLE} (app_uuid, token, body) VALUES (:app, :token, :b)")
     with engine.connect() as conn:
         for row in frame.itertuples(index=False):
-            token = normalize_token(_value(row.chat_id)).value
+            token = normalize_chat_id(_value(row.chat_id)).value
             status = str(_value(row.status) or "").strip().lower()
             if token is None or status != "active":
                 continue

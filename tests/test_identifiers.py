@@ -12,7 +12,6 @@ from dagster_project.core.ids import (
     normalize_chat_id,
     normalize_contact_id,
     normalize_external_id,
-    normalize_token,
 )
 from dagster_project.core.masking import mask_email, mask_phone
 from dagster_project.core.phones import normalize_phone
@@ -28,18 +27,18 @@ from dagster_project.core.phones import normalize_phone
     ],
 )
 def test_token_is_trimmed_chat_id(raw, expected):
-    assert normalize_token(raw).value == expected
+    assert normalize_chat_id(raw).value == expected
 
 
 @pytest.mark.parametrize("raw", [None, "", "   ", "\t", float("nan")])
 def test_blank_token_is_refused(raw):
-    normalized = normalize_token(raw)
+    normalized = normalize_chat_id(raw)
     assert normalized.value is None
     assert normalized.problem == "empty token"
 
 
 def test_oversized_token_is_refused():
-    assert normalize_token("9" * 256).problem == "chat id out of range"
+    assert normalize_chat_id("9" * 256).problem == "chat id out of range"
 
 
 @pytest.mark.parametrize(

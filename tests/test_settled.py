@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.ids import normalize_token
+from dagster_project.core.ids import normalize_chat_id
 from dagster_project.core.settled import (
     group_keys,
     is_settled,
@@ -55,7 +55,7 @@ def test_tokens_of_matches_normalize_token_on_awkward_values():
                "9" * 19, "9" * 18, "-5", "\u0661"]  # fmt: skip
     texts = [v for v in awkward if v is None or isinstance(v, str)]
     for values in (pd.Series(awkward, dtype=object), pd.Series(texts, dtype="string[pyarrow]")):
-        expected = [normalize_token(v).value or "" for v in values]
+        expected = [normalize_chat_id(v).value or "" for v in values]
         assert tokens_of(values).tolist() == expected
         assert {"42", "7", "", "9" * 18} <= set(expected)
 

@@ -50,10 +50,6 @@ def normalize_chat_id(raw: object) -> Normalized:
     return Normalized(str(number))
 
 
-# The token is the normalized chat id; the older name stays for existing callers.
-normalize_token = normalize_chat_id
-
-
 @decoded
 def normalize_contact_id(raw: object) -> Normalized:
     """eSputnik's numeric contact id: a positive integer or nothing."""
