@@ -66,12 +66,16 @@ def decode_text(raw: object) -> Normalized:
 
 
 def decoded(rule: Callable[..., Normalized]) -> Callable[..., Normalized]:
-    """``rule`` with values that are not UTF-8 text refused first (see ``decode_text``): every
-    identifier rule takes text, so this is where that refusal lives."""
+    """``rule`` over trimmed text only: values that are not UTF-8 text are refused first (see
+    ``decode_text``) and blank ones are absent, so every identifier rule starts from the same
+    place and this is where those two answers live."""
 
     @wraps(rule)
     def checked(raw: object, *args: object, **kwargs: object) -> Normalized:
         text = decode_text(raw)
-        return text if text.problem else rule(text.value, *args, **kwargs)
+        if text.problem:
+            return text
+        value = trimmed(text.value)
+        return ABSENT if value is None else rule(value, *args, **kwargs)
 
     return checked

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from dagster_project.core.decoding import ABSENT, Normalized, decoded, trimmed
+from dagster_project.core.decoding import Normalized, decoded
 from dagster_project.core.masking import mask_email
 
 EMAIL_CACHE_SIZE = 65_536  # email-validator verdicts kept; ~20 MB at the most
@@ -51,11 +51,8 @@ def plain_emails(texts: pa.Array) -> np.ndarray:
 
 
 @decoded
-def normalize_email(raw: object) -> Normalized:
+def normalize_email(text: str) -> Normalized:
     """Trimmed, lowercased, syntactically valid address (no DNS look-ups)."""
-    text = trimmed(raw)
-    if text is None:
-        return ABSENT
     text = text.lower()
     if plain_email(text):
         return Normalized(text)

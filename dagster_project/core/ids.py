@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from dagster_project.core.decoding import ABSENT, Normalized, decode_text, decoded, trimmed
+from dagster_project.core.decoding import Normalized, decode_text, decoded, trimmed
 
 MAX_TOKEN_LENGTH = 255
 MAX_EXTERNAL_ID_LENGTH = 64
@@ -51,24 +51,18 @@ def normalize_chat_id(raw: object) -> Normalized:
 
 
 @decoded
-def normalize_contact_id(raw: object) -> Normalized:
+def normalize_contact_id(text: str) -> Normalized:
     """eSputnik's numeric contact id: a positive integer or nothing."""
-    text = trimmed(raw)
-    if text is None:
-        return ABSENT
     if text.endswith(".0"):  # integers that travelled through a float column
         text = text[:-2]
     if not text.isdigit() or int(text) <= 0:
-        return Normalized(None, f"contactId {raw!r} is not a positive integer")
+        return Normalized(None, f"contactId {text!r} is not a positive integer")
     return Normalized(int(text))
 
 
 @decoded
-def normalize_external_id(raw: object) -> Normalized:
+def normalize_external_id(text: str) -> Normalized:
     """The CRM customer id, trimmed, kept verbatim otherwise (quotes and all)."""
-    value = trimmed(raw)
-    if value is None:
-        return ABSENT
-    if len(value) > MAX_EXTERNAL_ID_LENGTH:
+    if len(text) > MAX_EXTERNAL_ID_LENGTH:
         return Normalized(None, f"externalCustomerId longer than {MAX_EXTERNAL_ID_LENGTH}")
-    return Normalized(value)
+    return Normalized(text)

@@ -16,22 +16,19 @@ from typing import NamedTuple
 
 import phonenumbers
 
-from dagster_project.core.decoding import ABSENT, Normalized, decoded, trimmed
+from dagster_project.core.decoding import Normalized, decoded
 from dagster_project.core.masking import mask_phone
 
 logger = logging.getLogger(__name__)
 
 
 @decoded
-def normalize_phone(raw: object, default_region: str | None) -> Normalized:
+def normalize_phone(text: str, default_region: str | None) -> Normalized:
     """International digits without '+', e.g. '380501234567'.
 
     Accepts '+', spaces, dashes, dots and parentheses; a number without a country code is read
     in ``default_region`` (ISO 3166 alpha-2), and refused when no region is configured.
     """
-    text = trimmed(raw)
-    if text is None:
-        return ABSENT
     library = phone_library() if NATIVE_SHAPE.fullmatch(text) else phonenumbers
     return _check_phone(library, text, default_region)
 
