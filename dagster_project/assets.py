@@ -109,16 +109,6 @@ def sync_step(
                 "text, so an epoch number, a 'T' or an offset would leave the row out unseen."
             ),
         ),
-        AssetCheckSpec(
-            RAW_CHECK,
-            asset="subscriber_extract",
-            description=(
-                f"Great Expectations suite {RAW_SUITE_NAME!r} over the staged rows not pushed "
-                "yet, as the warehouse gave them: chat ids present, statuses active or blocked "
-                "(any case, trimmed), at least SYNC_MIN_PHONE_SHARE with a phone and "
-                "SYNC_MIN_EMAIL_SHARE with an email. Warns of drift in the CRM; blocks nothing."
-            ),
-        ),
     ],
     description=(
         "Every bot subscriber LEFT JOINed to CRM contacts (sql/extract_subscribers.sql) whose "
@@ -150,6 +140,16 @@ def subscriber_extract(
             description=(
                 f"Great Expectations suite {SUITE_NAME!r} over the rows to send: tokens present "
                 "and unique, at least one identifier, identifier formats. Blocks the push."
+            ),
+        ),
+        AssetCheckSpec(
+            RAW_CHECK,
+            asset="validated_subscribers",
+            description=(
+                f"Great Expectations suite {RAW_SUITE_NAME!r} over the rows validated, as the "
+                "warehouse gave them: chat ids present, statuses active or blocked (any case, "
+                "trimmed), at least SYNC_MIN_PHONE_SHARE with a phone and SYNC_MIN_EMAIL_SHARE "
+                "with an email. Warns of drift in the CRM; blocks nothing."
             ),
         ),
         AssetCheckSpec(

@@ -12,7 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from dagster_project.core.db import utc_now
 from dagster_project.core.esputnik import EsputnikError, EsputnikUnavailableError
 from dagster_project.core.extract import ExtractError, extract_batch, unreadable_timestamps
-from dagster_project.core.extract_expectations import RawCheck, check_staged_extract
 from dagster_project.core.run_history import (
     last_successful_starts,
     start_run_record,
@@ -114,20 +113,4 @@ def extract(step: Step, scope_request: tuple[str | None, str | None, bool]) -> E
             "or an offset): SQLite compares timestamps as text, so no run can place them. "
             "Rewrite them in that form."
         )
-    raw = check_raw_extract(step)
-    return ExtractReport(scope, coverage, staged, seconds, ids.batch_id, raw, unreadable)
-
-
-def check_raw_extract(step: Step) -> RawCheck:
-    """The raw-extract suite over the staged rows not pushed yet: drift in the CRM or the bot
-    shows the night it starts, as a warning; the rules still decide row by row."""
-    raw = check_staged_extract(
-        step.state,
-        step.ids.batch_id,
-        step.app_uuid,
-        step.settings.raw_bounds(),
-        recheck_ledger=not step.stages_unpushed_only,
-    )
-    failed = ", ".join(f"{e.name}({e.column})" for e in raw.outcome.failed) or "none failed"
-    step.log(f"raw extract expectations over {raw.rows:,} rows in {raw.seconds:.1f}s: {failed}")
-    return raw
+    return ExtractReport(scope, coverage, staged, seconds, ids.batch_id, unreadable)

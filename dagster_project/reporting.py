@@ -117,7 +117,6 @@ def extract_result(report: ExtractReport) -> MaterializeResult:
                 else "every subscriber timestamp is comparable",
                 rows=report.unreadable_timestamps,
             ),
-            raw_extract_result(report.raw),
         ],
     )
 
@@ -159,6 +158,7 @@ def validate_result(report: ValidateReport) -> MaterializeResult:
                     "chunks": v.chunks,
                 },
             ),
+            raw_extract_result(v.raw),
             verdict_result(
                 COMPLETENESS_CHECK,
                 report.completeness,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster_project.core.extract_expectations import RawCheck
 from dagster_project.core.guards import Verdict
 from dagster_project.core.push_types import PushReport
 from dagster_project.core.scope import Scope
@@ -19,7 +18,6 @@ class ExtractReport:
     staged: int
     seconds: float
     batch_id: str
-    raw: RawCheck  # the raw-extract expectations over the staged rows not pushed yet
     unreadable_timestamps: int = 0  # rows no window can place (SQLite, reference schema)
 
 

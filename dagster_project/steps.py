@@ -84,6 +84,7 @@ def validate(step: Step) -> ValidateReport:
             settings.validate_chunk_rows,
             log=step.log,
             recheck_ledger=not step.stages_unpushed_only,
+            raw_bounds=settings.raw_bounds(),
         )
     except SpillError as exc:
         raise Failure(str(exc)) from None

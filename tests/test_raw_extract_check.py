@@ -1,5 +1,5 @@
 """The raw-extract expectations: drift in what the warehouse hands over warns on
-``subscriber_extract`` without stopping the sync, and shows no phone number or email."""
+``validated_subscribers`` without stopping the sync, and shows no phone number or email."""
 
 from __future__ import annotations
 

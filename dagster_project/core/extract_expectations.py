@@ -4,22 +4,19 @@ before any normalization.
 The payload suite checks what the sync's own code produced; this one watches the CRM and the bot
 for drift the rules would absorb quietly: chat ids going missing, a status nobody told the sync
 about (refused row by row as ``unknown_status``), phones or emails dropping out of the join. It
-reads only the rows the run staged that are not pushed yet (what validation will work on), and
-reduces each to what the expectations need, so the suite never holds a phone number or an email
-and its memory is a few bytes a row. With no such rows Great Expectations is never imported.
+reads the rows validation works on (not pushed yet, not refused before and unchanged), each
+reduced to what the expectations need, so the suite never holds a phone number or an email and
+its memory is a few bytes a row. With no such rows Great Expectations is never imported.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine
 
 from dagster_project.core.batch import KNOWN_STATUSES, status_key
 from dagster_project.core.expectations import Expectation, SuiteOutcome, SuiteRunner
-from dagster_project.core.staging import stream_unpushed_extract
 
 RAW_SUITE_NAME = "subscriber_extract_raw"
 NO_ROWS = pd.DataFrame(columns=["chat_id", "status", "crm_phone", "bot_phone", "crm_email"])
@@ -80,17 +77,3 @@ def check_raw_frame(frame: pd.DataFrame, bounds: RawBounds) -> RawCheck:
     """The suite over frames of ``raw_frame``; an empty one passes without GX."""
     runner = SuiteRunner(RAW_SUITE_NAME, raw_expectations(bounds), sample_rows=100)
     return RawCheck(rows=len(frame), outcome=runner.validate(frame), bounds=bounds)
-
-
-def check_staged_extract(
-    engine: Engine, batch_id: str, app_uuid: str, bounds: RawBounds, recheck_ledger: bool
-) -> RawCheck:
-    """The suite over the batch's staged rows whose token is not pushed yet."""
-    started = time.perf_counter()
-    parts = [
-        raw_frame(chunk)
-        for chunk in stream_unpushed_extract(engine, batch_id, app_uuid, recheck_ledger)
-    ]
-    frame = pd.concat(parts, ignore_index=True) if parts else raw_frame(NO_ROWS)
-    checked = check_raw_frame(frame, bounds)
-    return replace(checked, seconds=time.perf_counter() - started)
