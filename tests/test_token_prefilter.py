@@ -1,15 +1,20 @@
-"""The extract skips a row in SQL when its trimmed chat id is a token the ledger holds live
-(sql/stage_unpushed_extract.sql, sql/read_unpushed_extract.sql). That shortcut must never
-disagree with the token rule (normalize_chat_id): whenever the database's trimmed text is a
-canonical token, the rule gives that same token, so a skipped row is one the diff would skip."""
+"""Where SQL reads a raw value the way a rule in Python does, the two must agree.
+
+The extract skips a row in SQL when its trimmed chat id is a token the ledger holds live
+(sql/stage_unpushed_extract.sql, sql/read_unpushed_extract.sql): whenever the database's trimmed
+text is a canonical token, the token rule (normalize_chat_id) gives that same token, so a
+skipped row is one the diff would skip. The identifier coverage counts active subscribers as the
+rules read a status."""
 
 from __future__ import annotations
 
 import random
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from dagster_project.core.batch import status_key
 from dagster_project.core.ids import normalize_chat_id
 
 _SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u2003", "\r\n", ""]
@@ -63,3 +68,34 @@ def test_sql_trim_skips_only_rows_the_token_rule_agrees_on(backend, sqlite_url, 
             agreed += 1
     # the shortcut is exercised: hundreds of the generated ids trim to a canonical token
     assert agreed >= 400
+
+
+_STATUSES = ["active", " Active ", "ACTIVE", "active\t", "\tactive", "\u00a0active", "Active\n"]
+_STATUSES += ["blocked", " BLOCKED ", "", "   ", "actve", "inactive", "\u212aactive"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_coverage_and_the_rules_read_active_the_same_way(backend, sqlite_url, request):
+    """sql/identifier_coverage.sql counts active subscribers with LOWER(TRIM(status)); the
+    rules read a status with status_key. They must agree on every value."""
+    url = sqlite_url if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE statuses (n INTEGER, status TEXT)"))
+        conn.execute(
+            text("INSERT INTO statuses VALUES (:n, :s)"),
+            [{"n": n, "s": s} for n, s in enumerate([*_STATUSES, None])],
+        )
+        in_sql = [
+            bool(active)
+            for (active,) in conn.execute(
+                text(
+                    "SELECT COALESCE(LOWER(TRIM(status)) = 'active', FALSE) FROM statuses"
+                    " ORDER BY n"
+                )
+            )
+        ]
+    engine.dispose()
+    by_rules = (status_key(pd.Series([*_STATUSES, None], dtype="string")) == "active").tolist()
+    assert in_sql == by_rules
+    assert sum(by_rules) == 3  # 'active', ' Active ', 'ACTIVE'

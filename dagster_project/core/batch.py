@@ -94,8 +94,11 @@ def _as_arrow_text(column: pd.Series) -> pa.Array:
 
 
 def status_key(status: pd.Series) -> pd.Series:
-    """Statuses as the rules read them: trimmed, lowercased, missing as ''."""
-    return status.astype("string").str.strip().str.lower().fillna("")
+    """Statuses as the rules read them: spaces trimmed, lowercased, missing as ''. Exactly
+    SQL's LOWER(TRIM(status)), which the identifier coverage (sql/identifier_coverage.sql)
+    counts active subscribers by: a status with a tab or another white space around it is
+    refused as unknown by both."""
+    return status.astype("string").str.strip(" ").str.lower().fillna("")
 
 
 def _order(frame: pd.DataFrame, columns: list[str], ascending: list[bool]) -> np.ndarray:
