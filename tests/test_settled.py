@@ -49,7 +49,7 @@ def test_group_hash_follows_the_whole_group_not_the_row_order():
         assert hashes["2"] == keys["group_hash"][2]
 
 
-def test_tokens_of_matches_normalize_token_on_awkward_values():
+def test_tokens_of_matches_normalize_chat_id_on_awkward_values():
     awkward = [" 42 ", "\u00a042\u2003", "\x1c7\x1f", "", "   ", None, pd.NA, float("nan"), 17,
                "x" * 255, " " + "x" * 256, "x" * 256, "\t\n9\r", "900000001.0", "0042", "0",
                "9" * 19, "9" * 18, "-5", "\u0661"]  # fmt: skip
