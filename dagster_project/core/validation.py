@@ -57,7 +57,7 @@ class ValidationReport:
     rows: Counter = field(default_factory=lambda: Counter(dict.fromkeys(ROW_COUNTS, 0)))
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on the Great Expectations suite
-    seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write
+    seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write, ...
     phone_engine: str = ""  # the library that checked the phone numbers (core/phones.py)
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
@@ -177,4 +177,5 @@ def validate_staged(
         frame = pd.concat(raw_rows, ignore_index=True) if raw_rows else raw_frame(NO_ROWS)
         checked = check_raw_frame(frame, raw_bounds)
         report.raw = replace(checked, seconds=time.perf_counter() - started)
+        seconds["raw suite"] += report.raw.seconds
     return report
