@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS esputnik_stage_new (
     batch_id TEXT NOT NULL,
     token TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ix_esputnik_stage_new_batch ON esputnik_stage_new (batch_id, token);
+-- Its key is the unique index ux_esputnik_stage_new_token (core/schema.py, UNIQUE_INDEXES); the
+-- plain index on the same columns that older versions built is dropped.
+DROP INDEX IF EXISTS ix_esputnik_stage_new_batch;
 
 -- Every token eSputnik accepted, per app, with the identifiers it was sent with.
 CREATE TABLE IF NOT EXISTS esputnik_token_ledger (
