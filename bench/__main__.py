@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from bench.calibrate import describe, machine_speed
@@ -163,17 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
 
+    # The options named as their command-line flags are copied as they are.
+    flags = {f.name: getattr(args, f.name) for f in fields(Options) if hasattr(args, f.name)}
     options = Options(
-        backends=args.backends,
-        sizes=args.sizes,
-        cases=args.cases,
-        new_fraction=args.new_fraction,
-        baseline_sample=args.baseline_sample,
-        noop_repeats=args.noop_repeats,
-        seed_contacts=args.seed_contacts,
+        **flags,
         postgres_admin_url=args.postgres_url,
-        seed=args.seed,
-        keep=args.keep,
         run=RunSettings(
             chunk_size=args.chunk_size,
             dagster_home=dagster_home,

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 import os
 import typing
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, ValidationError
+from pydantic_core import PydanticUndefined
 
 R = TypeVar("R", bound=ConfigurableResource)
+
+# Bounds a setting's type carries, so a field reads as one row: name, type, variable, default.
+Share = Annotated[float, Field(ge=0, le=1)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class SettingError(ValueError):
     """A configuration value that cannot work; the message names the variable."""
 
 
-def env_field(env: str, *default: object, description: str = "", **rules: Any) -> Any:
+def env_field(
+    env: str, default: Any = PydanticUndefined, description: str = "", **rules: Any
+) -> Any:
     """A field fed by the environment variable ``env`` (read by ``from_env``); the variable's
     name leads its description, which the Dagster UI shows. No default: required."""
     text = f"{env}: {description}" if description else env
-    return Field(*default, description=text, json_schema_extra={"env": env}, **rules)
+    return Field(default, description=text, json_schema_extra={"env": env}, **rules)
 
 
 class EnvResource(ConfigurableResource):

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from dagster_project.core.db import load_sql, strip_line_comments
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
 from dagster_project.core.push_types import PushOptions
-from dagster_project.env import EnvResource, SettingError, env_field, from_env
+from dagster_project.env import EnvResource, PositiveFloat, SettingError, env_field, from_env
 from dagster_project.settings import SyncSettings
 
 DEFAULT_CHUNK_SIZE = 500
@@ -55,9 +55,9 @@ class WarehouseResource(EnvResource):
     """
 
     url: str = env_field("WAREHOUSE_URL", default_factory=demo_warehouse_url)
-    state_url: str | None = env_field("SYNC_STATE_URL", None, description="default: url")
+    state_url: str | None = env_field("SYNC_STATE_URL", None, "default: url")
     extract_sql_path: str | None = env_field(
-        "WAREHOUSE_EXTRACT_SQL", None, description="your own extract query file"
+        "WAREHOUSE_EXTRACT_SQL", None, "your own extract query file"
     )
     extract_chunk_rows: int = Field(default=100_000, gt=0)
 
@@ -112,18 +112,15 @@ class EsputnikResource(EnvResource):
     base_url: str = env_field("ESPUTNIK_BASE_URL", DEFAULT_BASE_URL)
     chunk_size: int = env_field("ESPUTNIK_CHUNK_SIZE", DEFAULT_CHUNK_SIZE)
     connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = env_field(
-        "ESPUTNIK_READ_TIMEOUT_SECONDS",
-        60.0,
-        description="wait for an answer; past it the chunk may be stored and is sent once more",
-        gt=0,
+    read_timeout_seconds: PositiveFloat = env_field(
+        "ESPUTNIK_READ_TIMEOUT_SECONDS", 60.0, "wait for an answer; past it the chunk is in doubt"
     )
-    max_retries: int = env_field("ESPUTNIK_MAX_RETRIES", 5, description="per request")
+    max_retries: int = env_field("ESPUTNIK_MAX_RETRIES", 5, "per request")
     backoff_seconds: float = env_field("ESPUTNIK_BACKOFF_SECONDS", 1.0)
     backoff_max_seconds: float = env_field("ESPUTNIK_BACKOFF_MAX_SECONDS", 60.0)
-    max_in_flight: int = env_field("ESPUTNIK_MAX_IN_FLIGHT", 1, description="requests at once")
+    max_in_flight: int = env_field("ESPUTNIK_MAX_IN_FLIGHT", 1, "requests at once")
     requests_per_second: float = env_field(
-        "ESPUTNIK_REQUESTS_PER_SECOND", 0.0, description="0: no client-side limit"
+        "ESPUTNIK_REQUESTS_PER_SECOND", 0.0, "0: no client-side limit"
     )
 
     def __init__(self, **values: Any) -> None:

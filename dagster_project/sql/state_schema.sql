@@ -85,11 +85,11 @@ CREATE INDEX IF NOT EXISTS ix_esputnik_token_quarantine_token
 CREATE TABLE IF NOT EXISTS esputnik_token_in_doubt (
     app_uuid TEXT NOT NULL,
     token TEXT NOT NULL,
+    sends INTEGER NOT NULL,
     contact_id BIGINT,
     external_customer_id TEXT,
     phone TEXT,
     email TEXT,
-    sends INTEGER NOT NULL,
     run_id TEXT NOT NULL,
     chunk_no INTEGER NOT NULL,
     noted_at TIMESTAMP NOT NULL
