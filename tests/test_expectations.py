@@ -7,7 +7,13 @@ import sys
 
 import pandas as pd
 
-from dagster_project.core.expectations import validate_payload
+from dagster_project.core.expectations import (
+    EXPECTATIONS,
+    SUITE_NAME,
+    SuiteRunner,
+    payload_frame,
+    validate_payload,
+)
 
 
 def payload(**columns: list) -> pd.DataFrame:
@@ -36,6 +42,22 @@ def test_suite_names_the_broken_expectations() -> None:
         ("expect_column_values_to_be_unique", "token"): 2,
         ("expect_column_values_to_match_regex", "phone"): 1,
     }
+
+
+def test_categorical_columns_give_the_outcome_of_plain_text() -> None:
+    """The suite reads text columns as categoricals (cheaper for GX to fingerprint); on a frame
+    that breaks every expectation, counts and sampled values match the plain-text frame's."""
+    broken = payload(
+        token=["501", "501", None, "7" * 300, "505", "506", "507", "508", "509"],
+        contact_id=pd.array([11, None, None, 0, None, None, None, None, None], dtype="Int64"),
+        external_customer_id=["C1", None, "", "y" * 65, None, None, None, None, None],
+        phone=[None, "+38 050", "380501234567", None, "0501234567", None, "12", None, None],
+        email=[None, None, None, None, None, "a@b", "no-at", "x@y.z ", None],
+    )
+    runner = SuiteRunner(SUITE_NAME, EXPECTATIONS, sample_rows=20)
+    plain = runner.validate(payload_frame(broken, categorical=False))
+    assert {e.column for e in plain.failed} == {e[1]["column"] for e in EXPECTATIONS}
+    assert runner.validate(payload_frame(broken)) == plain
 
 
 def test_empty_batch_reports_the_same_expectations_as_holding() -> None:

@@ -12,6 +12,7 @@ from dagster_project.core.settled import (
     is_settled,
     refused_groups,
     settled_pairs,
+    settled_rows,
     tokens_of,
 )
 from tests.helpers import (
@@ -61,12 +62,21 @@ def test_tokens_of_matches_normalize_chat_id_on_awkward_values():
 
 
 def test_only_groups_without_a_sent_row_are_settled():
-    raw = rows(("1", "blocked"), ("1", "active"), ("2", "blocked"))
+    raw = rows(("1", "blocked"), ("1", "active"), ("2", "blocked"), ("3", "blocked"))
     keys = group_keys(raw)
-    refused = refused_groups(keys, raw, pd.DataFrame({"source_row": [2]}))
-    assert refused["token"].tolist() == ["2"]
+    refused = refused_groups(raw, keys["token"], pd.DataFrame({"source_row": [2]}))
+    assert refused["token"].tolist() == ["2", "3"]
+    assert refused["group_hash"].tolist() == keys["group_hash"][2:].tolist()
     settled = settled_pairs(refused.itertuples(index=False, name=None))
-    assert is_settled(keys, settled).tolist() == [False, False, True]
+    assert is_settled(keys, settled).tolist() == [False, False, True, True]
+    # the same answer when only the groups of tokens refused before are hashed
+    assert settled_rows(raw, keys["token"], settled).tolist() == [False, False, True, True]
+    # a group that changed since (a row added) is no longer settled
+    grown = pd.concat([raw, rows(("3", "active"))], ignore_index=True)
+    assert settled_rows(grown, tokens_of(grown["chat_id"]), settled).tolist() == [
+        False, False, True, False, False
+    ]  # fmt: skip
+    assert not settled_rows(raw, keys["token"], set()).any()
 
 
 def test_nightly_rerun_skips_unchanged_refusals_and_revisits_changed_ones(warehouse_url, sandbox):

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from dagster_project.core.batch import RAW_COLUMNS
-from dagster_project.core.column_rules import normalize_all
+from dagster_project.core.column_rules import normalize_column
 from dagster_project.core.db import sqlite_cursor
 from dagster_project.core.ids import normalize_chat_id
 
@@ -33,21 +33,19 @@ def rules_key(default_region: str | None) -> str:
 
 
 def tokens_of(chat_ids: pd.Series) -> pd.Series:
-    """Each row's token as validate_batch derives it ('' where there is none): the same rule,
-    applied once per distinct chat id."""
-    codes, distinct = pd.factorize(chat_ids)
-    tokens, _ = normalize_all(list(distinct), normalize_chat_id)
-    lookup = [token or "" for token in tokens] + [""]  # code -1: a missing chat id
-    return pd.Series([lookup[code] for code in codes], index=chat_ids.index, dtype=object)
+    """Each row's token as validate_batch derives it ('' where there is none): the same rule
+    through the same column path."""
+    tokens, _ = normalize_column(chat_ids, normalize_chat_id)
+    return tokens.where(tokens.notna(), "")
 
 
-def group_keys(raw: pd.DataFrame) -> pd.DataFrame:
-    """Per row: its token (as validate_batch derives it) and a hash of its token's whole group.
-
-    The group hash sums the 64-bit hashes of the group's rows, so it ignores row order and
-    changes with any row added, removed or edited.
+def group_keys(raw: pd.DataFrame, tokens: pd.Series | None = None) -> pd.DataFrame:
+    """Per row: its token (as validate_batch derives it; ``tokens`` if already known) and a hash
+    of its token's whole group. The group hash sums the 64-bit hashes of the group's rows, so it
+    ignores row order and changes with any row added, removed or edited; it depends on the
+    group's rows alone, so any set of whole groups can be hashed on its own.
     """
-    token = tokens_of(raw["chat_id"])
+    token = tokens_of(raw["chat_id"]) if tokens is None else tokens
     rows = pd.util.hash_pandas_object(raw[GROUP_COLUMNS].astype("string"), index=False)
     codes, _ = pd.factorize(token)  # grouping by integer codes is several times faster
     by_token = pd.Series(rows.to_numpy(), index=raw.index).groupby(codes)
@@ -68,10 +66,24 @@ def is_settled(keys: pd.DataFrame, settled: set[tuple[str, int]]) -> pd.Series:
     return pd.Series([pair in settled for pair in pairs], index=keys.index, dtype=bool)
 
 
-def refused_groups(keys: pd.DataFrame, raw: pd.DataFrame, accepted: pd.DataFrame) -> pd.DataFrame:
-    """Distinct groups of the validated rows none of whose rows is to be sent."""
-    sent = keys.loc[raw["source_row"].isin(accepted["source_row"]), "token"]
-    return keys.loc[~keys["token"].isin(sent), list(SETTLED_COLUMNS)].drop_duplicates()
+def settled_rows(raw: pd.DataFrame, tokens: pd.Series, settled: set[tuple[str, int]]) -> pd.Series:
+    """Rows whose token group was refused before, unchanged. Only the groups of tokens refused
+    before are hashed (none on a first run): another token cannot be settled."""
+    candidates = tokens.isin({token for token, _ in settled})
+    answer = pd.Series(False, index=raw.index, dtype=bool)
+    if candidates.any():
+        keys = group_keys(raw.loc[candidates], tokens.loc[candidates])
+        answer.loc[candidates] = is_settled(keys, settled).to_numpy()
+    return answer
+
+
+def refused_groups(raw: pd.DataFrame, tokens: pd.Series, accepted: pd.DataFrame) -> pd.DataFrame:
+    """(token, group_hash) of the validated groups none of whose rows is to be sent; only
+    those groups are hashed."""
+    sent = tokens.loc[raw["source_row"].isin(accepted["source_row"])]
+    refused = ~tokens.isin(sent)
+    keys = group_keys(raw.loc[refused], tokens.loc[refused])
+    return keys[list(SETTLED_COLUMNS)].drop_duplicates()
 
 
 def read_settled(engine: Engine, app_uuid: str, rules: str) -> set[tuple[str, int]]:

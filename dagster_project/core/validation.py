@@ -36,11 +36,11 @@ from dagster_project.core.extract_expectations import (
 )
 from dagster_project.core.phones import phone_engine_name
 from dagster_project.core.settled import (
-    group_keys,
-    is_settled,
     read_settled,
     refused_groups,
     rules_key,
+    settled_rows,
+    tokens_of,
 )
 from dagster_project.core.staging import count_batch, delete_batch
 
@@ -136,12 +136,12 @@ def validate_staged(
     suite, outcomes, raw_rows = PayloadValidator(), [], []
     for number, bucket in enumerate(buckets, 1):
         started = time.perf_counter()
-        keys = group_keys(bucket)
-        settled = is_settled(keys, settled_before)
+        tokens = tokens_of(bucket["chat_id"])
+        settled = settled_rows(bucket, tokens, settled_before)
         seconds["settled"] += time.perf_counter() - started
         report.rows["unpushed"] += len(bucket)
         report.rows["settled"] += int(settled.sum())
-        raw, keys = bucket.loc[~settled], keys.loc[~settled]
+        raw, tokens = bucket.loc[~settled], tokens.loc[~settled]
         if raw.empty:
             continue
         raw_rows.append(raw_frame(raw))
@@ -155,7 +155,7 @@ def validate_staged(
         outcomes.append(suite.validate(result.accepted))
         report.gx_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        refused = refused_groups(keys, raw, result.accepted)
+        refused = refused_groups(raw, tokens, result.accepted)
         _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
         seconds["write"] += time.perf_counter() - started
         report.chunks += 1
