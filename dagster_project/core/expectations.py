@@ -173,12 +173,22 @@ def payload_frame(accepted: pd.DataFrame, categorical: bool = True) -> pd.DataFr
     Text columns go in as categoricals: GX's pandas engine hashes the whole frame twice per
     validation (its batch fingerprint), and a categorical hashes its distinct values once
     instead of every row; the outcome is the same (tests/test_expectations.py compares)."""
-    frame = accepted[list(PAYLOAD_COLUMNS)].copy()
-    frame["identifier_count"] = frame.drop(columns="token").notna().sum(axis=1)
-    frame["contact_id"] = frame["contact_id"].astype("Float64")
-    if categorical:
-        frame = frame.astype(dict.fromkeys(TEXT_COLUMNS, "category"))
-    return frame
+    frame = pd.DataFrame(
+        {
+            "identifier_count": accepted[list(PAYLOAD_COLUMNS[1:])].notna().sum(axis=1),
+            "contact_id": accepted["contact_id"].astype("Float64"),
+        }
+    )
+    for column in TEXT_COLUMNS:
+        frame[column] = _categorical(accepted[column]) if categorical else accepted[column]
+    return frame[[*PAYLOAD_COLUMNS, "identifier_count"]]
+
+
+def _categorical(values: pd.Series) -> pd.Categorical:
+    """The column as a categorical over its own string objects (``astype("category")`` would
+    copy every distinct value into Arrow memory, and GX reads them back as objects)."""
+    codes, distinct = pd.factorize(values)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
 
 
 def validate_payload(accepted: pd.DataFrame) -> SuiteOutcome:
