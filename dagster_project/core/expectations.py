@@ -171,8 +171,9 @@ def payload_frame(accepted: pd.DataFrame, categorical: bool = True) -> pd.DataFr
     """The frame the suite reads: the payload columns and each row's identifier count.
 
     Text columns go in as categoricals: GX's pandas engine hashes the whole frame twice per
-    validation (its batch fingerprint), and a categorical hashes its distinct values once
-    instead of every row; the outcome is the same (tests/test_expectations.py compares)."""
+    validation (its batch fingerprint), factorizing every text column each time; a categorical
+    is factorized once, here, and only its distinct values are hashed. The outcome is the same
+    (tests/test_expectations.py compares)."""
     frame = pd.DataFrame(
         {
             "identifier_count": accepted[list(PAYLOAD_COLUMNS[1:])].notna().sum(axis=1),
