@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import weakref
 
 import pandas as pd
 
@@ -58,6 +59,18 @@ def test_categorical_columns_give_the_outcome_of_plain_text() -> None:
     plain = runner.validate(payload_frame(broken, categorical=False))
     assert {e.column for e in plain.failed} == {e[1]["column"] for e in EXPECTATIONS}
     assert runner.validate(payload_frame(broken)) == plain
+
+
+def test_a_validated_frame_is_not_kept_by_great_expectations() -> None:
+    """GX caches the frame it validated; the runner drops it, so a bucket's payload frame is
+    freed as soon as the suite has run, not held through the writes that follow."""
+    runner = SuiteRunner(SUITE_NAME, EXPECTATIONS)
+    frame = payload_frame(payload())
+    alive = weakref.ref(frame)
+    assert runner.validate(frame).success
+    del frame
+    assert alive() is None
+    assert runner.validate(payload_frame(payload(token=["501", "501"]))).failed  # still usable
 
 
 def test_empty_batch_reports_the_same_expectations_as_holding() -> None:

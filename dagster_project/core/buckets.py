@@ -65,10 +65,15 @@ def unpushed_buckets(
         ) from None
     with spill:
         for path in paths:
-            with pa.OSFile(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-            path.unlink()
-            yield table.to_pandas()
+            yield _read_bucket(path)  # no local keeps it alive while the caller works on it
+
+
+def _read_bucket(path: Path) -> pd.DataFrame:
+    """One spilled bucket as a frame; its file is deleted once read."""
+    with pa.OSFile(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    path.unlink()
+    return table.to_pandas()
 
 
 def _spill(chunks: Iterable[pd.DataFrame], count: int, directory: Path) -> list[Path]:

@@ -127,21 +127,27 @@ def append_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DATETIME in SQLite
 
 
+SQLITE_WRITE_ROWS = 50_000  # rows made Python tuples at once: bounds the write's own memory
+
+
 def _insert_sqlite(conn: Connection, table: str, frame: pd.DataFrame) -> int:
-    """One executemany straight on the sqlite3 cursor, with plain Python values.
+    """Executemany straight on the sqlite3 cursor, with plain Python values, a slice of
+    ``SQLITE_WRITE_ROWS`` rows at a time within the caller's transaction.
 
     Going through pandas' ``to_sql`` and SQLAlchemy's per-row parameter processing cost more
     than the insert itself; timestamps are written in SQLAlchemy's own text format, so
     rows compare and read back the same whichever path wrote them.
     """
     frame = _naive_utc(frame)
-    columns = {}
-    for name, values in frame.items():
-        if pd.api.types.is_datetime64_any_dtype(values.dtype):
-            values = values.dt.strftime(SQLITE_DATETIME)
-        columns[name] = values.astype(object).where(values.notna(), None)
-    rows = zip(*(values.tolist() for values in columns.values()), strict=True)
-    _write_tuples(conn, table, list(columns), list(rows))
+    for start in range(0, len(frame), SQLITE_WRITE_ROWS):
+        part = frame.iloc[start : start + SQLITE_WRITE_ROWS]
+        columns = {}
+        for name, values in part.items():
+            if pd.api.types.is_datetime64_any_dtype(values.dtype):
+                values = values.dt.strftime(SQLITE_DATETIME)
+            columns[name] = values.astype(object).where(values.notna(), None)
+        rows = zip(*(values.tolist() for values in columns.values()), strict=True)
+        _write_tuples(conn, table, list(columns), list(rows))
     return len(frame)
 
 

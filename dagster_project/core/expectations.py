@@ -114,14 +114,22 @@ class SuiteRunner:
     def validate(self, frame: pd.DataFrame) -> SuiteOutcome:
         if frame.empty:
             return vacuous_outcome(self.expectations)
-        batch = self._definition().get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            build_suite(self.name, self.expectations),
-            result_format={
-                "result_format": "SUMMARY",
-                "partial_unexpected_count": self.sample_rows,
-            },
-        )
+        definition = self._definition()
+        try:
+            batch = definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(
+                build_suite(self.name, self.expectations),
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": self.sample_rows,
+                },
+            )
+        finally:
+            # GX keeps the frame it validated in its execution engine's cache until the next
+            # one replaces it: dropped here, the frame's memory is free for the writes after.
+            manager = definition.data_asset.datasource.get_execution_engine().batch_manager
+            manager.reset_batch_cache()
+            manager.batch_data_cache.clear()
         return SuiteOutcome(
             success=bool(result.success),
             expectations=tuple(_outcome(r, self.sample_rows > 0) for r in result.results),

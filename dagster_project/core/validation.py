@@ -9,6 +9,7 @@ Writes are idempotent per batch, so a retried or re-executed step starts from a 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,14 +70,15 @@ class ValidationReport:
 
 
 def _timed(buckets: Iterator[pd.DataFrame], seconds: Counter) -> Iterator[pd.DataFrame]:
-    """The buckets, with the time spent reading them added to ``seconds["read"]``."""
+    """The buckets, with the time spent reading them added to ``seconds["read"]``. It keeps no
+    reference to the bucket it handed out, so the caller can free it."""
     while True:
         started = time.perf_counter()
-        bucket = next(buckets, None)
+        held = list(itertools.islice(buckets, 1))
         seconds["read"] += time.perf_counter() - started
-        if bucket is None:
+        if not held:
             return
-        yield bucket
+        yield held.pop()
 
 
 def _store(
@@ -141,7 +143,10 @@ def validate_staged(
         seconds["settled"] += time.perf_counter() - started
         report.rows["unpushed"] += len(bucket)
         report.rows["settled"] += int(settled.sum())
-        raw, tokens = bucket.loc[~settled], tokens.loc[~settled]
+        # with nothing settled (a first run) the bucket itself: a copy would double its memory
+        raw = bucket.loc[~settled] if settled.any() else bucket
+        tokens = tokens.loc[~settled]
+        del bucket
         if raw.empty:
             continue
         raw_rows.append(raw_frame(raw))
@@ -152,14 +157,17 @@ def validate_staged(
         result = validate_batch(raw, default_region)
         seconds["normalize"] += time.perf_counter() - started
         started = time.perf_counter()
+        refused = refused_groups(raw, tokens, result.accepted)
+        report.rows["validated"] += len(raw)
+        del raw, tokens  # the bucket is not needed past here: freed before the suite runs
+        seconds["settled"] += time.perf_counter() - started
+        started = time.perf_counter()
         outcomes.append(suite.validate(result.accepted))
         report.gx_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        refused = refused_groups(raw, tokens, result.accepted)
         _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
         seconds["write"] += time.perf_counter() - started
         report.chunks += 1
-        report.rows["validated"] += len(raw)
         report.rows["valid"] += len(result.accepted)
         report.reject_counts.update(result.reject_counts())
         report.drop_counts.update(result.drop_counts())
