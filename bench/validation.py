@@ -25,7 +25,8 @@ import time
 import pandas as pd
 
 from bench.datagen import generate
-from dagster_project.core.batch import RAW_COLUMNS, validate_batch
+from dagster_project.core.batch import validate_batch
+from dagster_project.core.columns import EXTRACT_COLUMNS, RAW_COLUMNS
 from dagster_project.core.emails import _validated_email, normalize_email, plain_email
 from dagster_project.core.phones import choose_phone_engine, phone_engine_name, use_phone_engine
 
@@ -48,7 +49,7 @@ def extract_rows(count: int, seed: int = SEED) -> pd.DataFrame:
         contacts, how="left", left_on="subscriber_customer_id", right_on="crm_customer_id"
     )
     rows["source_row"] = range(1, len(rows) + 1)
-    text = {c: "string[pyarrow]" for c in RAW_COLUMNS if c != "source_row"}
+    text = dict.fromkeys(EXTRACT_COLUMNS, "string[pyarrow]")
     return rows[list(RAW_COLUMNS)].astype(text)
 
 

@@ -14,3 +14,5 @@ RAW_COLUMNS = (
     "crm_email",
     "crm_phone",
 )
+# What the extract query returns: the same, less the row's number, which staging adds.
+EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")

@@ -15,12 +15,11 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from dagster_project.core.batch import RAW_COLUMNS
+from dagster_project.core.columns import EXTRACT_COLUMNS
 from dagster_project.core.db import append_frame, db_timestamp, load_sql, render_sql
 from dagster_project.core.scope import Scope
 from dagster_project.core.staging import delete_batch
 
-EXTRACT_COLUMNS = tuple(c for c in RAW_COLUMNS if c != "source_row")
 TEXT_COLUMNS = tuple(c for c in EXTRACT_COLUMNS if not c.endswith("_at"))
 # A row counts as changed when any of these it returns is at or after the change cursor.
 CHANGE_COLUMNS = ("subscribed_at", "status_changed_at", "crm_updated_at")

@@ -15,15 +15,15 @@ from collections.abc import Iterable
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from dagster_project.core.batch import RAW_COLUMNS
 from dagster_project.core.column_rules import normalize_column
+from dagster_project.core.columns import EXTRACT_COLUMNS
 from dagster_project.core.db import sqlite_cursor
 from dagster_project.core.ids import normalize_chat_id
 
 # Bump when validate_batch would decide differently on the same rows: every group is then
 # validated afresh once.
 RULES_VERSION = 2  # 2: the token is the chat id as integer text
-GROUP_COLUMNS = [c for c in RAW_COLUMNS if c != "source_row"]  # source_row differs per run
+GROUP_COLUMNS = list(EXTRACT_COLUMNS)  # a row as the warehouse gave it: source_row differs per run
 SETTLED_COLUMNS = ("token", "group_hash")
 
 

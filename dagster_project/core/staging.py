@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from dagster_project.core.columns import RAW_COLUMNS
+from dagster_project.core.columns import EXTRACT_COLUMNS, RAW_COLUMNS
 from dagster_project.core.db import db_timestamp, load_sql, split_statements
 
 READ_CHUNK_ROWS = 100_000
@@ -67,7 +67,7 @@ def read_unpushed_extract(
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     """Every value as an Arrow-backed string (a fraction of the memory of Python objects, and
     the same type whatever the database or the chunk); validation parses what it needs."""
-    return frame.astype({c: "string[pyarrow]" for c in frame.columns if c != "source_row"}).astype(
+    return frame.astype(dict.fromkeys(EXTRACT_COLUMNS, "string[pyarrow]")).astype(
         {"source_row": "int64"}
     )
 
