@@ -17,6 +17,7 @@ from dagster_project.core.db import append_frame, load_sql, utc_now
 from dagster_project.core.ledger import ledger_duplicates, ledger_rows, record_chunk
 from dagster_project.core.schema import StateSchemaError, ensure_state_schema
 from dagster_project.core.staging import _compact, read_unpushed_extract
+from dagster_project.resources import WarehouseResource
 
 APP = "app-1"
 
@@ -247,10 +248,23 @@ def test_recorded_chunk_reads_back_as_sent(request, database, driver):
     engine.dispose()
 
 
-def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url):
-    """On SQLite pandas reads the sqlite3 connection itself; the frame must be the one the
-    SQLAlchemy path gave (settled groups hash these values), pushed tokens left out."""
-    engine = create_engine(sqlite_url)
+# Rows Arrow cannot build from the fetched bytes in one call: a byte that is not UTF-8 (that
+# column is decoded value by value) and a number SQLite kept in a timestamp column (that chunk).
+ODD_ROWS = {
+    "none": [],
+    "a byte that is not UTF-8": [
+        "(5, CAST(X'3435FF' AS TEXT), 'c-5', 'active', CAST(X'61FF62' AS TEXT))"
+    ],
+    "a number in a timestamp column": ["(6, '46', 'c-6', 'active', 1767225600)"],
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD_ROWS), ids=list(ODD_ROWS))
+def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url, odd):
+    """On SQLite the rows go from sqlite3 straight into Arrow; the frame must be the one
+    SQLAlchemy and pandas gave through the state engine's lenient text decoding (settled groups
+    hash these values), pushed tokens left out."""
+    engine = WarehouseResource(url=sqlite_url).state_engine()
     ensure_state_schema(engine)
     rows = [
         (1, 42, None, "+380 50 123 45 67", " Active ", "2026-01-05 12:30:15", None, 7, 123.0),
@@ -265,6 +279,12 @@ def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url):
             " crm_customer_id, esputnik_contact_id) VALUES ('b1', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        for values in ODD_ROWS[odd]:
+            column = "crm_email" if "X'" in values else "subscribed_at"
+            conn.exec_driver_sql(
+                "INSERT INTO esputnik_stage_extract (batch_id, source_row, chat_id,"
+                f" subscriber_customer_id, status, {column}) VALUES ('b1', {values[1:]}"
+            )
     record_chunk(engine, ledger_rows("app-1", "run-1", 1, [{"token": "pushed", "email": "a@b.c"}]))
     query = load_sql("read_unpushed_extract.sql")
     with engine.connect() as conn:
@@ -277,6 +297,8 @@ def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url):
             )
         )
     got = read_unpushed_extract(engine, "b1", "app-1")
-    assert got["source_row"].tolist() == [1, 2, 3]
+    assert got["source_row"].tolist() == [1, 2, 3, *(int(v[1]) for v in ODD_ROWS[odd])]
     pd.testing.assert_frame_equal(got, expected)
+    if odd == "a byte that is not UTF-8":
+        assert got[["chat_id", "crm_email"]].iloc[-1].tolist() == ["45\ufffd", "a\ufffdb"]
     engine.dispose()

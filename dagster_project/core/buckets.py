@@ -20,7 +20,11 @@ import pyarrow as pa
 from sqlalchemy import Engine
 
 from dagster_project.core.settled import tokens_of
-from dagster_project.core.staging import read_unpushed_extract, stream_unpushed_extract
+from dagster_project.core.staging import (
+    extract_frame,
+    read_unpushed_extract,
+    stream_unpushed_extract,
+)
 
 
 class SpillError(RuntimeError):
@@ -73,21 +77,21 @@ def _read_bucket(path: Path) -> pd.DataFrame:
     with pa.OSFile(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
     path.unlink()
-    return table.to_pandas()
+    return extract_frame(table)
 
 
-def _spill(chunks: Iterable[pd.DataFrame], count: int, directory: Path) -> list[Path]:
+def _spill(chunks: Iterable[pa.Table], count: int, directory: Path) -> list[Path]:
     """Append each chunk's rows to their bucket's Arrow file; return the files written."""
     writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     try:
         for chunk in chunks:
-            where = token_buckets(tokens_of(chunk["chat_id"]), count)
+            chat_ids = extract_frame(chunk.select(["chat_id"]))["chat_id"]
+            where = token_buckets(tokens_of(chat_ids), count)
             for number in np.unique(where):
-                table = pa.Table.from_pandas(chunk[where == number], preserve_index=False)
                 if number not in writers:
                     path = directory / f"{number}.arrow"
-                    writers[number] = pa.ipc.new_file(str(path), table.schema)
-                writers[number].write_table(table)
+                    writers[number] = pa.ipc.new_file(str(path), chunk.schema)
+                writers[number].write_table(chunk.filter(pa.array(where == number)))
     finally:
         for writer in writers.values():
             writer.close()

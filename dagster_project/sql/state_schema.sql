@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS esputnik_stage_extract (
     crm_email TEXT,
     crm_phone TEXT
 );
-CREATE INDEX IF NOT EXISTS ix_esputnik_stage_extract_batch ON esputnik_stage_extract (batch_id);
+-- A batch's rows in extract order: validation reads them back in that order without a sort.
+CREATE INDEX IF NOT EXISTS ix_esputnik_stage_extract_batch_row
+    ON esputnik_stage_extract (batch_id, source_row);
+DROP INDEX IF EXISTS ix_esputnik_stage_extract_batch;
 
 -- Rows of one batch that passed validation, one per token, identifiers normalized.
 CREATE TABLE IF NOT EXISTS esputnik_stage_valid (
