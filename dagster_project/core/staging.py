@@ -17,12 +17,13 @@ from dagster_project.core.db import db_timestamp, load_sql, split_statements
 READ_CHUNK_ROWS = 100_000
 TEXT = pd.StringDtype("pyarrow")
 # A staged row as it is read back: its position in the extract, then the warehouse's values.
+# Large strings: what pandas' Arrow-backed strings hold, so a frame is made without a copy.
 EXTRACT_SCHEMA = pa.schema(
-    [("source_row", pa.int64()), *((column, pa.string()) for column in EXTRACT_COLUMNS)]
+    [("source_row", pa.int64()), *((column, pa.large_string()) for column in EXTRACT_COLUMNS)]
 )
 # The same row as sqlite3 fetches it with text as bytes, for Arrow to build in one call.
 FETCHED_ROW = pa.struct(
-    [("source_row", pa.int64()), *((column, pa.binary()) for column in EXTRACT_COLUMNS)]
+    [("source_row", pa.int64()), *((column, pa.large_binary()) for column in EXTRACT_COLUMNS)]
 )
 
 
@@ -73,7 +74,7 @@ def read_unpushed_extract(
 def extract_frame(table: pa.Table) -> pd.DataFrame:
     """Staged rows as validation reads them: every value an Arrow-backed string (a fraction of
     the memory of Python objects), ``source_row`` an integer. No copy of the text."""
-    return table.to_pandas(types_mapper={pa.string(): TEXT}.get)
+    return table.to_pandas(types_mapper={pa.large_string(): TEXT}.get)
 
 
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,13 +119,13 @@ def _row_columns(rows: list[tuple]) -> list[pa.Array]:
 
 def _text(values: pa.Array) -> pa.Array:
     try:
-        return values.cast(pa.string())
+        return values.cast(pa.large_string())
     except pa.ArrowInvalid:  # a byte that is not UTF-8
         return _slow_text(values.to_pylist())
 
 
 def _slow_text(values: Sequence[object]) -> pa.Array:
-    return pa.array([_as_text(value) for value in values], pa.string())
+    return pa.array([_as_text(value) for value in values], pa.large_string())
 
 
 def _as_text(value: object) -> str | None:
