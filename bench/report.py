@@ -24,6 +24,10 @@ FIRST_RUN_TARGET = 46.0  # half the peer's fastest first run
 NEW_ROWS_TARGET = (13.0, 17.0)  # the peer's night with 100k new rows
 NOOP_OVER_FLOOR_TARGET = 2.0
 MEMORY_TARGET_MB = 1_500.0
+# The validate phase: at most 10 µs a row validated on a first run over 1M rows (so <= 10 s),
+# and <= 2 s on a night with 100k new rows.
+VALIDATE_US_PER_ROW_TARGET = 10.0
+NIGHT_VALIDATE_TARGET = 2.0
 MEMORY_TARGET_ROWS = 5_000_000
 CASE_TARGETS = ("first", "incremental", "noop")
 
@@ -175,6 +179,7 @@ def targets(entries: list[dict]) -> list[str]:
                 f"{backend} no-op over 1M: median {wall:.1f}s ({floor_note}{over}), target "
                 f"within {NOOP_OVER_FLOOR_TARGET:.0f}s of the floor: {verdict}"
             )
+        lines.extend(validate_targets(entries, backend))
     big = [e for e in _measured(entries) if _rows(e) >= MEMORY_TARGET_ROWS]
     if big:
         peak = max(
@@ -192,6 +197,49 @@ def targets(entries: list[dict]) -> list[str]:
     if not any(walls.get((b, TARGET_ROWS, c)) for b in backends for c in CASE_TARGETS):
         lines.insert(0, "(speed targets are for 1M rows; none measured in this invocation)")
     return ["targets (printed, not asserted):", *(f"  {line}" for line in lines)]
+
+
+def _median_validate(entries: list[dict], backend: str, case: str) -> dict | None:
+    """The sync figures of the backend's 1M run of ``case`` with the median validate phase."""
+    runs = [
+        e["sync"]
+        for e in _measured(entries)
+        if (e["backend"], _rows(e), e["case"]) == (backend, TARGET_ROWS, case)
+    ]
+    runs.sort(key=lambda sync: float(sync.get("validate_seconds") or 0.0))
+    return runs[(len(runs) - 1) // 2] if runs else None
+
+
+def _where_validate_went(sync: dict) -> str:
+    parts = sync.get("validate_parts") or {}
+    spent = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in parts.items())
+    return f"    where it went: {spent or 'not in the run log'}"
+
+
+def validate_targets(entries: list[dict], backend: str) -> list[str]:
+    """The validate phase against its targets, each with where its seconds went (the step's
+    own breakdown, from the run's log)."""
+    lines = []
+    first = _median_validate(entries, backend, "first")
+    if first is not None:
+        seconds, rows = float(first.get("validate_seconds") or 0.0), first.get("rows_validated")
+        per_row = f"{seconds / rows * 1e6:.1f} µs a row of {rows:,}" if rows else "rows unknown"
+        bound = VALIDATE_US_PER_ROW_TARGET
+        met = bool(rows) and seconds / rows * 1e6 <= bound
+        lines += [
+            f"{backend} first run over 1M, validate phase: {seconds:.1f}s ({per_row}), target "
+            f"<= {bound:.0f} µs a row (<= {bound * TARGET_ROWS / 1e6:.0f}s): {_verdict(met)}",
+            _where_validate_went(first),
+        ]
+    night = _median_validate(entries, backend, "incremental")
+    if night is not None:
+        seconds = float(night.get("validate_seconds") or 0.0)
+        lines += [
+            f"{backend} 1M with new rows, validate phase: {seconds:.1f}s, target <= "
+            f"{NIGHT_VALIDATE_TARGET:.0f}s: {_verdict(seconds <= NIGHT_VALIDATE_TARGET)}",
+            _where_validate_went(night),
+        ]
+    return lines
 
 
 def format_table(entries: list[dict]) -> str:

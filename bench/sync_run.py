@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,12 @@ from bench.warehouse import Warehouse, latest_run, opened
 from dagster_project.demo import materialize_command
 
 PHASES = ("extract", "validate", "diff", "push")
+# The validate step's log line (step_reports.ValidateReport.log_line): how many rows it
+# validated and where its seconds went, e.g. "of the other 1,000: ... 2.0s (read 0.1s, ...,
+# GX suite 0.5s)".
+VALIDATE_LINE = re.compile(
+    r"of the other (?P<rows>[\d,]+): .*; (?P<seconds>[\d.]+)s \((?P<parts>[^()]*GX suite [\d.]+s)\)"
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,7 +155,22 @@ def run_sync(
     wall = float(result["wall_seconds"])
     return {
         **result,
+        **validate_parts(Path(str(result["log"])).read_text(errors="replace")),
         "run_record": {k: (v if isinstance(v, int | float) else str(v)) for k, v in record.items()},
         **{f"{p}_seconds": s for p, s in phases.items()},
         "bookkeeping_seconds": wall - sum(phases.values()),
     }
+
+
+def validate_parts(log: str) -> dict[str, object]:
+    """From a run's log, the rows the validate step validated and its seconds by part (read,
+    settled, normalize, write, raw suite, GX suite); empty when the step logged no such line."""
+    found = list(VALIDATE_LINE.finditer(log))
+    if not found:
+        return {}
+    last = found[-1]
+    parts = {}
+    for part in last["parts"].split(", "):
+        name, _, seconds = part.rpartition(" ")
+        parts[name] = float(seconds.rstrip("s"))
+    return {"rows_validated": int(last["rows"].replace(",", "")), "validate_parts": parts}

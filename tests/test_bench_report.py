@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from bench.report import floors, format_table, repeated_runs, table_row, targets
+from bench.sync_run import validate_parts
+from dagster_project.core.guards import Verdict
+from dagster_project.core.validation import ValidationReport
+from dagster_project.step_reports import ValidateReport
 
 
 def entry(backend: str, case: str, role: str, wall: float, rows: int = 1000, **extra) -> dict:
@@ -98,3 +102,44 @@ def test_targets_name_each_figure_beside_its_target():
 def test_memory_target_reads_the_larger_of_process_and_tree_at_5m():
     lines = targets([full_entry("sqlite", "incremental", 80.0, rows=5_000_000)])
     assert any("900 MB, target < 1,500 MB: met" in line for line in lines)
+
+
+def test_validate_figures_are_read_from_the_steps_own_log_line():
+    """The bench reads the validate step's breakdown from the line the step logs, so the two
+    are checked against each other here."""
+    validation = ValidationReport(gx_seconds=0.5)
+    validation.rows.update(unpushed=1500, validated=1200, valid=1000)
+    validation.seconds.update({"read": 0.3, "normalize": 1.5, "write": 0.7, "raw suite": 0.1})
+    validation.reject_counts.update(blocked=150)  # a reason list in parentheses before the seconds
+    report = ValidateReport(validation, {"rows_extracted": 2000}, Verdict(True, "", {}), 3.2)
+    log = f"2026-12-03 - dagster - INFO - validated_subscribers - {report.log_line()}\nnext line\n"
+    assert validate_parts(log) == {
+        "rows_validated": 1200,
+        "validate_parts": {
+            "read": 0.3,
+            "normalize": 1.5,
+            "write": 0.7,
+            "raw suite": 0.1,
+            "GX suite": 0.5,
+        },
+    }
+    assert validate_parts("a run that failed before validating") == {}
+
+
+def test_validate_targets_give_the_phase_per_row_and_where_it_went():
+    first = full_entry("sqlite", "first", 60.0)
+    first["sync"].update(
+        validate_seconds=12.0,
+        rows_validated=1_000_000,
+        validate_parts={"read": 2.0, "normalize": 6.0, "GX suite": 4.0},
+    )
+    night = full_entry("sqlite", "incremental", 20.0)
+    night["sync"].update(validate_seconds=1.5)
+    text = "\n".join(targets([first, night]))
+    assert (
+        "sqlite first run over 1M, validate phase: 12.0s (12.0 µs a row of 1,000,000), "
+        "target <= 10 µs a row (<= 10s): MISSED" in text
+    )
+    assert "where it went: read 2.0s, normalize 6.0s, GX suite 4.0s" in text
+    assert "sqlite 1M with new rows, validate phase: 1.5s, target <= 2s: met" in text
+    assert "where it went: not in the run log" in text
