@@ -90,9 +90,11 @@ def _sqlite_tables(
 
     Text is fetched as bytes and Arrow builds the columns from the row tuples and decodes them:
     the engine's lenient ``text_factory`` (resources.py) is a Python call per value, and so is
-    a transposition of the rows. A chunk with a number SQLite kept in a text or timestamp
-    column, or a column with a byte that is not UTF-8, is converted value by value, exactly as
-    that factory and pandas' ``astype("string")`` did.
+    a transposition of the rows. Two cases go value by value: a column with a byte that is not
+    UTF-8 (decoded with errors="replace", as that factory does) and a chunk with a number in a
+    timestamp column (NUMERIC affinity keeps epochs as numbers; TEXT columns never hold one),
+    which reads as ``str()`` of it. pandas made such a number '46.0' or '46' depending on the
+    rest of its chunk; the timestamp rule refuses both alike.
     """
     factory = connection.text_factory
     connection.text_factory = bytes
@@ -129,7 +131,8 @@ def _slow_text(values: Sequence[object]) -> pa.Array:
 
 
 def _as_text(value: object) -> str | None:
-    """A value as the state engine's ``text_factory`` and ``astype("string")`` made it."""
+    """A fetched value as text: bytes decoded as the state engine's ``text_factory`` does, a
+    number as ``str()``."""
     if value is None:
         return None
     if isinstance(value, bytes):
