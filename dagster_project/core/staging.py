@@ -93,8 +93,8 @@ def _sqlite_tables(
     a transposition of the rows. Two cases go value by value: a column with a byte that is not
     UTF-8 (decoded with errors="replace", as that factory does) and a chunk with a number in a
     timestamp column (NUMERIC affinity keeps epochs as numbers; TEXT columns never hold one),
-    which reads as ``str()`` of it. pandas made such a number '46.0' or '46' depending on the
-    rest of its chunk; the timestamp rule refuses both alike.
+    which reads as ``str()`` of it, as pandas read it beside text in the same chunk (a chunk of
+    numbers only, pandas made floats: '20260105.0', which the timestamp rule cannot place).
     """
     factory = connection.text_factory
     connection.text_factory = bytes
