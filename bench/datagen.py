@@ -8,6 +8,7 @@ contact id), ~3 % invalid emails and phones, ~8 % blocked, ~2 % rows without any
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,20 @@ def _with_nulls(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
+def _shaped(
+    rng: np.random.Generator, count: int, builders: tuple[Callable[[np.ndarray], np.ndarray], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` values, each built by one of ``builders`` picked at random, and which of them
+    stay valid (the rest, ``INVALID_SHARE``, the caller breaks): (raw, valid)."""
+    shapes = rng.integers(0, len(builders), count)
+    raw = np.empty(count, dtype=object)
+    for shape, build in enumerate(builders):
+        mask = shapes == shape
+        if mask.any():
+            raw[mask] = build(mask)
+    return raw, rng.random(count) >= INVALID_SHARE
+
+
 def phones(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ukrainian mobile numbers in assorted punctuation: (raw, normalized digits, valid).
 
@@ -113,8 +128,6 @@ def phones(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray
     b = _digits(rng.integers(0, 100, count), 2)
     c = _digits(rng.integers(0, 100, count), 2)
     normalized = _cat("380", code, a, b, c)
-    shapes = rng.integers(0, 7, count)
-    raw = np.empty(count, dtype=object)
     builders = (
         lambda m: _cat("+380", code[m], a[m], b[m], c[m]),
         lambda m: _cat("+38 (0", code[m], ") ", a[m], "-", b[m], "-", c[m]),
@@ -124,11 +137,7 @@ def phones(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray
         lambda m: _cat("(0", code[m], ")", a[m], b[m], c[m]),
         lambda m: _cat("00380", code[m], a[m], b[m], c[m]),
     )
-    for shape, build in enumerate(builders):
-        mask = shapes == shape
-        if mask.any():
-            raw[mask] = build(mask)
-    valid = rng.random(count) >= INVALID_SHARE
+    raw, valid = _shaped(rng, count, builders)
     bad = ~valid
     raw[bad] = INVALID_PHONES[rng.integers(0, len(INVALID_PHONES), int(bad.sum()))]
     return raw, normalized, valid
@@ -137,19 +146,13 @@ def phones(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray
 def emails(rng: np.random.Generator, number: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Addresses in mixed case and padding for ids given as text, ~3 % broken: (raw, valid)."""
     count = len(number)
-    shapes = rng.integers(0, 4, count)
-    raw = np.empty(count, dtype=object)
     builders = (
         lambda m: _cat("user", number[m], "@example.com"),
         lambda m: _cat(" User", number[m], "@Example.COM "),
         lambda m: _cat("client.", number[m], "@mail.ua"),
         lambda m: _cat("shop+", number[m], "@ukr.net"),
     )
-    for shape, build in enumerate(builders):
-        mask = shapes == shape
-        if mask.any():
-            raw[mask] = build(mask)
-    valid = rng.random(count) >= INVALID_SHARE
+    raw, valid = _shaped(rng, count, builders)
     bad = ~valid
     broken = (
         _cat("user", number[bad], "@"),
@@ -251,21 +254,11 @@ def sandbox_contacts(
     """
     out: list[dict] = [{"id": int(i)} for i in (CONTACT_ID_BASE + ids[has_contact_id]).tolist()]
     by_external = linked & ~has_contact_id
-    out += [
-        {"id": int(n), "externalCustomerId": c}
-        for n, c in zip(
-            (SANDBOX_EXTERNAL_BASE + ids[by_external]).tolist(),
-            customer[by_external].tolist(),
-            strict=True,
-        )
-    ]
     by_phone = ~linked & bot_present & bot_valid
-    out += [
-        {"id": int(n), "phone": p}
-        for n, p in zip(
-            (SANDBOX_PHONE_BASE + ids[by_phone]).tolist(),
-            bot_norm[by_phone].tolist(),
-            strict=True,
-        )
-    ]
+    for key, base, rows, values in (
+        ("externalCustomerId", SANDBOX_EXTERNAL_BASE, by_external, customer),
+        ("phone", SANDBOX_PHONE_BASE, by_phone, bot_norm),
+    ):
+        numbers = (base + ids[rows]).tolist()
+        out += [{"id": int(n), key: v} for n, v in zip(numbers, values[rows].tolist(), strict=True)]
     return out

@@ -139,6 +139,14 @@ def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+def _median_wall(
+    walls: dict[tuple[str, int, str], list[float]], backend: str, case: str
+) -> float | None:
+    """The median wall time of the backend's 1M runs of ``case``; None when none ran."""
+    times = walls.get((backend, TARGET_ROWS, case))
+    return statistics.median(times) if times else None
+
+
 def targets(entries: list[dict]) -> list[str]:
     """One line per target and backend: the measured figure beside the target (medians of
     repeated runs). Speed targets are for 1M rows, the memory target for 5M."""
@@ -149,26 +157,22 @@ def targets(entries: list[dict]) -> list[str]:
     for backend in backends:
         floor = floor_of.get(backend)
         floor_note = "no floor measured" if floor is None else f"floor {floor:.1f}s"
-        first = walls.get((backend, TARGET_ROWS, "first"))
-        if first:
-            wall = statistics.median(first)
+        wall = _median_wall(walls, backend, "first")
+        if wall is not None:
             lines.append(
                 f"{backend} first run over 1M: {wall:.1f}s, target <= {FIRST_RUN_TARGET:.0f}s "
                 f"(half the peer's 92-115 s): {_verdict(wall <= FIRST_RUN_TARGET)}"
             )
-        new = walls.get((backend, TARGET_ROWS, "incremental"))
-        if new:
-            wall = statistics.median(new)
+        wall = _median_wall(walls, backend, "incremental")
+        if wall is not None:
             low, high = NEW_ROWS_TARGET
             verdict = "met" if wall <= low else "within the peer's range" if wall <= high else None
-            verdict = verdict or "MISSED"
             lines.append(
                 f"{backend} 1M with new rows (old subscription dates among them): {wall:.1f}s, "
-                f"target <= the peer's {low:.0f}-{high:.0f}s: {verdict}"
+                f"target <= the peer's {low:.0f}-{high:.0f}s: {verdict or 'MISSED'}"
             )
-        noop = walls.get((backend, TARGET_ROWS, "noop"))
-        if noop:
-            wall = statistics.median(noop)
+        wall = _median_wall(walls, backend, "noop")
+        if wall is not None:
             over = "" if floor is None else f", {wall - floor:+.1f}s over the floor"
             verdict = (
                 "no floor to compare"
