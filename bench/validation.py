@@ -26,9 +26,10 @@ import pandas as pd
 
 from bench.datagen import generate
 from dagster_project.core.batch import validate_batch
-from dagster_project.core.columns import EXTRACT_COLUMNS, RAW_COLUMNS
+from dagster_project.core.columns import RAW_COLUMNS
 from dagster_project.core.emails import _validated_email, normalize_email, plain_email
 from dagster_project.core.phones import choose_phone_engine, phone_engine_name, use_phone_engine
+from dagster_project.core.staging import compact_extract
 
 ENGINES = ("rphonenumbers", "phonenumbers")  # the candidate, then the reference
 REGION = "UA"
@@ -37,7 +38,7 @@ SEED = 20
 
 def extract_rows(count: int, seed: int = SEED) -> pd.DataFrame:
     """The staged extract of ``count`` generated subscribers joined to their CRM rows, typed as
-    validation reads it (Arrow strings; see state._compact)."""
+    validation reads it (``compact_extract``: Arrow strings)."""
     batch = generate(count, first_id=1, seed=seed)
     subscribers = pd.DataFrame(batch.subscribers).rename(
         columns={"customer_id": "subscriber_customer_id", "phone": "bot_phone"}
@@ -49,8 +50,7 @@ def extract_rows(count: int, seed: int = SEED) -> pd.DataFrame:
         contacts, how="left", left_on="subscriber_customer_id", right_on="crm_customer_id"
     )
     rows["source_row"] = range(1, len(rows) + 1)
-    text = dict.fromkeys(EXTRACT_COLUMNS, "string[pyarrow]")
-    return rows[list(RAW_COLUMNS)].astype(text)
+    return compact_extract(rows[list(RAW_COLUMNS)])
 
 
 def _engine(name: str) -> None:

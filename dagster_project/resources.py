@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine, create_engine, event
 
 from dagster_project.core.db import load_sql, strip_line_comments
+from dagster_project.core.decoding import lenient_text
 from dagster_project.core.esputnik import DEFAULT_BASE_URL, EsputnikClient
 from dagster_project.core.push_types import PushOptions
 from dagster_project.env import EnvResource, PositiveFloat, SettingError, env_field, from_env
@@ -27,10 +28,6 @@ def demo_warehouse_url() -> str:
     return f"sqlite:///{Path.cwd() / '.demo' / 'warehouse.sqlite'}"
 
 
-def _lenient_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL: one fsync per ledger commit instead of several, and readers never block the push;
     a long busy timeout lets a concurrent run wait for a write instead of failing. Reading
@@ -38,7 +35,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cache make the million-row extract join about 1.5x faster than 4 KiB reads one at a time."""
     # A byte that is not UTF-8 in one CRM field must not stop the run: it reads as U+FFFD, which
     # the identifier rules refuse with a reason (core/decoding.py, decode_text).
-    dbapi_connection.text_factory = _lenient_text
+    dbapi_connection.text_factory = lenient_text
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from dagster_project.core.db import append_frame, load_sql, utc_now
 from dagster_project.core.ledger import ledger_duplicates, ledger_rows, record_chunk
 from dagster_project.core.schema import StateSchemaError, ensure_state_schema
-from dagster_project.core.staging import _compact, read_unpushed_extract
+from dagster_project.core.staging import compact_extract, read_unpushed_extract
 from dagster_project.resources import WarehouseResource
 
 APP = "app-1"
@@ -288,7 +288,7 @@ def test_sqlite_staged_rows_read_back_as_through_sqlalchemy(sqlite_url, odd):
     record_chunk(engine, ledger_rows("app-1", "run-1", 1, [{"token": "pushed", "email": "a@b.c"}]))
     query = load_sql("read_unpushed_extract.sql")
     with engine.connect() as conn:
-        expected = _compact(
+        expected = compact_extract(
             pd.read_sql(
                 text(query),
                 conn,

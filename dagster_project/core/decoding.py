@@ -39,6 +39,12 @@ def trimmed(raw: object) -> str | None:
 UNDECODABLE = "\ufffd"
 
 
+def lenient_text(raw: bytes) -> str:
+    """Stored text as the state database's rows are read: a byte that is not UTF-8 becomes
+    ``UNDECODABLE``, which ``decode_text`` refuses with a reason, instead of stopping the run."""
+    return raw.decode("utf-8", "replace")
+
+
 def decode_text(raw: object) -> Normalized:
     """A CRM value as text, or None with a reason when its bytes are not UTF-8.
 

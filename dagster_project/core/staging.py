@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from dagster_project.core.columns import EXTRACT_COLUMNS
 from dagster_project.core.db import db_timestamp, load_sql, split_statements
+from dagster_project.core.decoding import lenient_text
 
 READ_CHUNK_ROWS = 100_000
 TEXT = pd.StringDtype("pyarrow")
@@ -60,7 +61,7 @@ def stream_unpushed_extract(
             dtype_backend="numpy_nullable",
         )
         for chunk in chunks:
-            yield pa.Table.from_pandas(_compact(chunk), EXTRACT_SCHEMA, preserve_index=False)
+            yield pa.Table.from_pandas(compact_extract(chunk), EXTRACT_SCHEMA, preserve_index=False)
 
 
 def read_unpushed_extract(
@@ -77,7 +78,7 @@ def extract_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.large_string(): TEXT}.get)
 
 
-def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+def compact_extract(frame: pd.DataFrame) -> pd.DataFrame:
     """Every value as an Arrow-backed string, the same type whatever the database or the chunk;
     validation parses what it needs."""
     return frame.astype(dict.fromkeys(EXTRACT_COLUMNS, TEXT)).astype({"source_row": "int64"})
@@ -91,7 +92,7 @@ def _sqlite_tables(
     Text is fetched as bytes and Arrow builds the columns from the row tuples and decodes them:
     the engine's lenient ``text_factory`` (resources.py) is a Python call per value, and so is
     a transposition of the rows. Two cases go value by value: a column with a byte that is not
-    UTF-8 (decoded with errors="replace", as that factory does) and a chunk with a number in a
+    UTF-8 (decoded by ``lenient_text``, as that factory does) and a chunk with a number in a
     timestamp column (NUMERIC affinity keeps epochs as numbers; TEXT columns never hold one),
     which reads as ``str()`` of it, as pandas read it beside text in the same chunk (a chunk of
     numbers only, pandas made floats: '20260105.0', which the timestamp rule cannot place).
@@ -131,12 +132,12 @@ def _slow_text(values: Sequence[object]) -> pa.Array:
 
 
 def _as_text(value: object) -> str | None:
-    """A fetched value as text: bytes decoded as the state engine's ``text_factory`` does, a
+    """A fetched value as text: bytes as the state engine's ``text_factory`` decodes them, a
     number as ``str()``."""
     if value is None:
         return None
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        return lenient_text(value)
     return str(value)
 
 
