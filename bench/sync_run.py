@@ -25,7 +25,7 @@ from dagster_project.demo import materialize_command
 PHASES = ("extract", "validate", "diff", "push")
 # The validate step's log line (step_reports.ValidateReport.log_line): how many rows it
 # validated and where its seconds went, e.g. "of the other 1,000: ... 2.0s (read 0.1s, ...,
-# GX suite 0.5s)".
+# GX import 0.0s, GX suite 0.5s)".
 VALIDATE_LINE = re.compile(
     r"of the other (?P<rows>[\d,]+): .*; (?P<seconds>[\d.]+)s \((?P<parts>[^()]*GX suite [\d.]+s)\)"
 )
@@ -164,7 +164,8 @@ def run_sync(
 
 def validate_parts(log: str) -> dict[str, object]:
     """From a run's log, the rows the validate step validated and its seconds by part (read,
-    settled, normalize, write, raw suite, GX suite); empty when the step logged no such line."""
+    settled, normalize, write, raw suite, GX import, GX suite); empty when the step logged no
+    such line."""
     found = list(VALIDATE_LINE.finditer(log))
     if not found:
         return {}

@@ -140,6 +140,7 @@ def validate_result(report: ValidateReport) -> MaterializeResult:
             **{f"dropped_{k}": n for k, n in drop_counts.items()},
             "validate_seconds": round(report.seconds, 3),
             "gx_seconds": round(v.gx_seconds, 3),
+            "gx_import_seconds": round(v.gx_import_seconds, 3),
             "phone_engine": v.phone_engine or "none needed",
             "rejects_by_reason": counts(reject_counts, "why the row was not sent"),
             "dropped_by_reason": counts(drop_counts, "why the identifier was left out"),

@@ -43,7 +43,8 @@ class ValidateReport:
             f"token already pushed, {v.rows['settled']:,} refused before and unchanged since; "
             f"of the other {v.rows['validated']:,}: {v.rows['valid']:,} valid, {rejected:,} "
             f"rejected ({reasons}), {sum(v.drop_counts.values()):,} identifiers dropped; "
-            f"{self.seconds:.1f}s ({phases}, GX suite {v.gx_seconds:.1f}s)"
+            f"{self.seconds:.1f}s ({phases}, GX import {v.gx_import_seconds:.1f}s, "
+            f"GX suite {v.gx_seconds:.1f}s)"
         )
 
 

@@ -107,7 +107,7 @@ def test_memory_target_reads_the_larger_of_process_and_tree_at_5m():
 def test_validate_figures_are_read_from_the_steps_own_log_line():
     """The bench reads the validate step's breakdown from the line the step logs, so the two
     are checked against each other here."""
-    validation = ValidationReport(gx_seconds=0.5)
+    validation = ValidationReport(gx_seconds=0.5, gx_import_seconds=2.6)
     validation.rows.update(unpushed=1500, validated=1200, valid=1000)
     validation.seconds.update({"read": 0.3, "normalize": 1.5, "write": 0.7, "raw suite": 0.1})
     validation.reject_counts.update(blocked=150)  # a reason list in parentheses before the seconds
@@ -120,6 +120,7 @@ def test_validate_figures_are_read_from_the_steps_own_log_line():
             "normalize": 1.5,
             "write": 0.7,
             "raw suite": 0.1,
+            "GX import": 2.6,
             "GX suite": 0.5,
         },
     }

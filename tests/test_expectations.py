@@ -99,3 +99,49 @@ def test_nothing_to_check_imports_no_great_expectations() -> None:
     )
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "False"
+
+
+def test_the_import_is_timed_once_per_process() -> None:
+    """The validate step reports the GX import apart from the suite: it is paid by a process's
+    first suite run only (a fresh interpreter, as other tests here import GX)."""
+    script = (
+        "from dagster_project.core.expectations import import_seconds, validate_payload\n"
+        "from tests.test_expectations import payload\n"
+        "assert import_seconds() == 0.0\n"
+        "validate_payload(payload())\n"
+        "first = import_seconds()\n"
+        "validate_payload(payload())\n"
+        "print(first > 0, import_seconds() == first)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["True", "True"]
+
+
+def test_validate_step_counts_the_import_once_and_apart(tmp_path) -> None:
+    """A step that pays the import reports it as its own part: the parts still add up to no
+    more than the step (counted in the suite too, they would exceed it by the import)."""
+    script = f"""
+import time
+from sqlalchemy import create_engine
+from bench.validation import extract_rows
+from dagster_project.core.db import append_frame
+from dagster_project.core.expectations import import_seconds
+from dagster_project.core.extract_expectations import RawBounds
+from dagster_project.core.schema import ensure_state_schema
+from dagster_project.core.validation import validate_staged
+engine = create_engine("sqlite:///{tmp_path / "state.sqlite"}")
+ensure_state_schema(engine)
+with engine.begin() as conn:
+    append_frame(conn, "esputnik_stage_extract", extract_rows(500).assign(batch_id="b1"))
+started = time.perf_counter()
+report = validate_staged(
+    engine, "b1", "app", "run", "UA", 1_000, log=lambda _: None, raw_bounds=RawBounds(0, 0)
+)
+wall = time.perf_counter() - started
+parts = sum(report.seconds.values()) + report.gx_seconds + report.gx_import_seconds
+print(report.gx_import_seconds == import_seconds() > 0, report.gx_seconds > 0, parts <= wall)
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["True", "True", "True"]

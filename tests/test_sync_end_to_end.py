@@ -109,6 +109,9 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     assert extract["rows_extracted"] == 12
     assert extract["scope"] == "full"
     assert validated["rows_valid"] == 7
+    # the GX import is a part of its own, never counted in the suite's seconds as well
+    gx_parts = validated["gx_import_seconds"] + validated["gx_seconds"]
+    assert validated["gx_seconds"] > 0 and gx_parts <= validated["validate_seconds"]
     assert validated["rejected_blocked"] == 1
     assert validated["rejected_no_valid_identifier"] == 2
     assert validated["rejected_empty_token"] == 1
@@ -140,7 +143,9 @@ def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehous
     assert token_counts(sandbox) == first
     assert last_metadata(rerun, "new_esputnik_tokens")["tokens_new"] == 0
     assert last_metadata(rerun, "esputnik_pushed_tokens")["tokens_pushed"] == 0
-    assert last_metadata(rerun, "validated_subscribers")["phone_engine"] == "none needed"
+    nothing_new = last_metadata(rerun, "validated_subscribers")
+    assert nothing_new["phone_engine"] == "none needed"
+    assert (nothing_new["gx_import_seconds"], nothing_new["gx_seconds"]) == (0, 0)
 
     # Overnight: 1011's CRM contact lands, and a new subscriber arrives.
     add_contacts(january, {"customer_id": "C-LATE", "phone": "0671234567"})
