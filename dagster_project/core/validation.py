@@ -88,9 +88,9 @@ def _timed(buckets: Iterator[pd.DataFrame], seconds: Counter) -> Iterator[pd.Dat
 
 
 def _suite_seconds(started: float, imported_before: float, report: ValidationReport) -> float:
-    """Seconds since ``started``, less the GX import they took in (added to the report's
-    ``gx_import_seconds``): the first suite run of a process pays seconds of import that do
-    not grow with the rows, and a figure per part would hide that."""
+    """Seconds since ``started``, less the GX import they took in, which goes to the report's
+    ``gx_import_seconds``: a process's first suite run also pays the import, seconds that do
+    not grow with the rows and would otherwise read as the suite's own cost."""
     importing = import_seconds() - imported_before
     report.gx_import_seconds += importing
     return time.perf_counter() - started - importing
