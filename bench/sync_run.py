@@ -163,9 +163,9 @@ def run_sync(
 
 
 def validate_parts(log: str) -> dict[str, object]:
-    """From a run's log, the rows the validate step validated and its seconds by part (read,
-    settled, normalize, write, raw suite, GX import, GX suite); empty when the step logged no
-    such line."""
+    """From a run's log, the rows the validate step validated and its seconds by part (setup,
+    settled, read, normalize, write, raw suite, GX import, GX suite); empty when the step logged
+    no such line."""
     found = list(VALIDATE_LINE.finditer(log))
     if not found:
         return {}

@@ -64,7 +64,7 @@ class ValidationReport:
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on the Great Expectations payload suite
     gx_import_seconds: float = 0.0  # and on importing GX (a process's first suite run)
-    seconds: Counter = field(default_factory=Counter)  # read, settled, normalize, write, ...
+    seconds: Counter = field(default_factory=Counter)  # setup, read, settled, normalize, ...
     phone_engine: str = ""  # the library that checked the phone numbers (core/phones.py)
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
@@ -138,17 +138,21 @@ def validate_staged(
     warehouse in one database). With ``raw_bounds`` the raw-extract suite checks the rows
     validated, as the warehouse gave them. Great Expectations is imported only once there are
     rows to check: a run with nothing new never pays for its import."""
+    report = ValidationReport()
+    seconds = report.seconds
+    started = time.perf_counter()
     params = {"batch_id": batch_id}
     with engine.begin() as conn:
         delete_batch(conn, "esputnik_stage_valid", batch_id)
         for table in ("esputnik_sync_rejects", "esputnik_settled_rejects"):
             conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), params)
+    count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
+    seconds["setup"] += time.perf_counter() - started
+    started = time.perf_counter()
     rules, now = rules_key(default_region), utc_now()
     settled_before = read_settled(engine, app_uuid, rules)
-    count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
-    report = ValidationReport()
+    seconds["settled"] += time.perf_counter() - started
     samples = []
-    seconds = report.seconds
     buckets = _timed(unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger), seconds)
     suite, outcomes, raw_rows = PayloadValidator(), [], []
     for number, bucket in enumerate(buckets, 1):
@@ -165,10 +169,10 @@ def validate_staged(
         if raw.empty:
             continue
         raw_rows.append(raw_frame(raw))
-        if not report.phone_engine:
+        started = time.perf_counter()
+        if not report.phone_engine:  # its first use checks the engine against the reference
             report.phone_engine = phone_engine_name()
             log(f"phone numbers checked by {report.phone_engine}")
-        started = time.perf_counter()
         result = validate_batch(raw, default_region)
         seconds["normalize"] += time.perf_counter() - started
         started = time.perf_counter()
