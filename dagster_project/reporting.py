@@ -141,6 +141,9 @@ def validate_result(report: ValidateReport) -> MaterializeResult:
             "validate_seconds": round(report.seconds, 3),
             "gx_seconds": round(v.gx_seconds, 3),
             "gx_import_seconds": round(v.gx_import_seconds, 3),
+            **{
+                f"validate_{k.replace(' ', '_')}_seconds": round(s, 3) for k, s in v.seconds.items()
+            },
             "phone_engine": v.phone_engine or "none needed",
             "rejects_by_reason": counts(reject_counts, "why the row was not sent"),
             "dropped_by_reason": counts(drop_counts, "why the identifier was left out"),

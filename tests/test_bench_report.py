@@ -116,6 +116,8 @@ def test_validate_figures_are_read_from_the_steps_own_log_line():
     assert validate_parts(log) == {
         "rows_validated": 1200,
         "validate_parts": {
+            "setup": 0.0,
+            "settled": 0.0,
             "read": 0.3,
             "normalize": 1.5,
             "write": 0.7,

@@ -15,6 +15,7 @@ from dagster_project.core.expectations import (
     payload_frame,
     validate_payload,
 )
+from dagster_project.core.validation import SECOND_PARTS
 
 
 def payload(**columns: list) -> pd.DataFrame:
@@ -141,11 +142,11 @@ report = validate_staged(
 wall = time.perf_counter() - started
 parts = sum(report.seconds.values()) + report.gx_seconds + report.gx_import_seconds
 print(report.gx_import_seconds == import_seconds() > 0, report.gx_seconds > 0, parts <= wall)
-print(*report.seconds)
+print(*(part for part, seconds in report.seconds.items() if seconds > 0), sep=",")
 """
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
-    checks, parts = ran.stdout.splitlines()
+    checks, timed = ran.stdout.splitlines()
     assert checks.split() == ["True", "True", "True"]
-    # every stretch of the step is in a part, the clearing and the settled look-up included
-    assert parts.split() == ["setup", "settled", "read", "normalize", "write", "raw", "suite"]
+    # every stretch of the step is timed, the clearing and the settled look-up included
+    assert timed.split(",") == list(SECOND_PARTS)

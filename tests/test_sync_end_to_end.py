@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from dagster_project.core.validation import SECOND_PARTS
 from tests.helpers import (
     add_contacts,
     add_subscribers,
@@ -112,6 +113,10 @@ def test_first_run_pushes_each_valid_token_once_with_the_right_identifiers(
     # the GX import is a part of its own, never counted in the suite's seconds as well
     gx_parts = validated["gx_import_seconds"] + validated["gx_seconds"]
     assert validated["gx_seconds"] > 0 and gx_parts <= validated["validate_seconds"]
+    # and so is each other part, under a name that stays the same from run to run
+    parts = [validated[f"validate_{p.replace(' ', '_')}_seconds"] for p in SECOND_PARTS]
+    assert validated["validate_normalize_seconds"] > 0
+    assert sum(parts) + gx_parts <= validated["validate_seconds"]
     assert validated["rejected_blocked"] == 1
     assert validated["rejected_no_valid_identifier"] == 2
     assert validated["rejected_empty_token"] == 1
@@ -146,6 +151,7 @@ def test_rerun_sends_only_what_is_new_including_late_crm_links(january, warehous
     nothing_new = last_metadata(rerun, "validated_subscribers")
     assert nothing_new["phone_engine"] == "none needed"
     assert (nothing_new["gx_import_seconds"], nothing_new["gx_seconds"]) == (0, 0)
+    assert nothing_new["validate_normalize_seconds"] == 0  # nothing new to normalize either
 
     # Overnight: 1011's CRM contact lands, and a new subscriber arrives.
     add_contacts(january, {"customer_id": "C-LATE", "phone": "0671234567"})

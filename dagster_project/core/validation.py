@@ -56,6 +56,10 @@ REJECTS_PER_REASON = 3  # rejected rows kept per reason for the run's metadata s
 # Where the batch's rows went: unpushed (read), settled (refused before, unchanged since),
 # validated (the rest), valid (to send).
 ROW_COUNTS = ("unpushed", "settled", "validated", "valid")
+# Where the step's seconds went besides Great Expectations, in the order they are spent:
+# clearing the batch's earlier outputs, looking up and screening the groups refused before,
+# reading the rows, normalizing them, writing the outcome, the raw-extract suite.
+SECOND_PARTS = ("setup", "settled", "read", "normalize", "write", "raw suite")
 
 
 @dataclass
@@ -64,7 +68,7 @@ class ValidationReport:
     chunks: int = 0
     gx_seconds: float = 0.0  # of which spent on the Great Expectations payload suite
     gx_import_seconds: float = 0.0  # and on importing GX (a process's first suite run)
-    seconds: Counter = field(default_factory=Counter)  # setup, read, settled, normalize, ...
+    seconds: Counter = field(default_factory=lambda: Counter(dict.fromkeys(SECOND_PARTS, 0.0)))
     phone_engine: str = ""  # the library that checked the phone numbers (core/phones.py)
     reject_counts: Counter = field(
         default_factory=lambda: Counter(dict.fromkeys(REJECT_REASONS, 0))
