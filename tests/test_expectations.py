@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import weakref
 
 import pandas as pd
+from sqlalchemy import create_engine
 
+from bench.validation import extract_rows
+from dagster_project.core import validation
+from dagster_project.core.db import append_frame
 from dagster_project.core.expectations import (
     EXPECTATIONS,
     SUITE_NAME,
@@ -15,6 +20,7 @@ from dagster_project.core.expectations import (
     payload_frame,
     validate_payload,
 )
+from dagster_project.core.schema import ensure_state_schema
 from dagster_project.core.validation import SECOND_PARTS
 
 
@@ -148,5 +154,26 @@ print(*(part for part, seconds in report.seconds.items() if seconds > 0), sep=",
     assert ran.returncode == 0, ran.stderr
     checks, timed = ran.stdout.splitlines()
     assert checks.split() == ["True", "True", "True"]
-    # every stretch of the step is timed, the clearing and the settled look-up included
-    assert timed.split(",") == list(SECOND_PARTS)
+    assert timed.split(",") == list(SECOND_PARTS)  # each part timed, none left at zero
+
+
+def test_the_steps_setup_and_settled_look_up_are_in_its_parts(tmp_path, monkeypatch) -> None:
+    """Clearing the batch's earlier outputs and reading the groups refused before are timed
+    (made slow here, they must show in ``setup`` and ``settled``)."""
+
+    def slowly(function):
+        def wrapped(*args, **kwargs):
+            time.sleep(0.05)
+            return function(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(validation, "delete_batch", slowly(validation.delete_batch))
+    monkeypatch.setattr(validation, "read_settled", slowly(validation.read_settled))
+    engine = create_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    ensure_state_schema(engine)
+    with engine.begin() as conn:
+        append_frame(conn, "esputnik_stage_extract", extract_rows(50).assign(batch_id="b1"))
+    report = validation.validate_staged(engine, "b1", "app", "run", "UA", 1_000, log=print)
+    assert report.seconds["setup"] >= 0.05 and report.seconds["settled"] >= 0.05
+    assert report.rows["validated"] == 50
