@@ -13,6 +13,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -84,12 +85,21 @@ def _timed(buckets: Iterator[pd.DataFrame], seconds: Counter) -> Iterator[pd.Dat
     """The buckets, with the time spent reading them added to ``seconds["read"]``. It keeps no
     reference to the bucket it handed out, so the caller can free it."""
     while True:
-        started = time.perf_counter()
-        held = list(itertools.islice(buckets, 1))
-        seconds["read"] += time.perf_counter() - started
+        with _part(seconds, "read"):
+            held = list(itertools.islice(buckets, 1))
         if not held:
             return
         yield held.pop()
+
+
+@contextmanager
+def _part(seconds: Counter, name: str) -> Iterator[None]:
+    """The time spent in the block, added to ``seconds[name]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] += time.perf_counter() - started
 
 
 def _suite_seconds(started: float, imported_before: float, report: ValidationReport) -> float:
@@ -145,26 +155,23 @@ def validate_staged(
     rows to check: a run with nothing new never pays for its import."""
     report = ValidationReport()
     seconds = report.seconds
-    started = time.perf_counter()
     params = {"batch_id": batch_id}
-    with engine.begin() as conn:
-        delete_batch(conn, "esputnik_stage_valid", batch_id)
-        for table in ("esputnik_sync_rejects", "esputnik_settled_rejects"):
-            conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), params)
-    count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
-    seconds["setup"] += time.perf_counter() - started
-    started = time.perf_counter()
+    with _part(seconds, "setup"):
+        with engine.begin() as conn:
+            delete_batch(conn, "esputnik_stage_valid", batch_id)
+            for table in ("esputnik_sync_rejects", "esputnik_settled_rejects"):
+                conn.execute(text(f"DELETE FROM {table} WHERE batch_id = :batch_id"), params)
+        count = bucket_count(count_batch(engine, "esputnik_stage_extract", batch_id), chunk_rows)
     rules, now = rules_key(default_region), utc_now()
-    settled_before = read_settled(engine, app_uuid, rules)
-    seconds["settled"] += time.perf_counter() - started
+    with _part(seconds, "settled"):
+        settled_before = read_settled(engine, app_uuid, rules)
     samples = []
     buckets = _timed(unpushed_buckets(engine, batch_id, app_uuid, count, recheck_ledger), seconds)
     suite, outcomes, raw_rows = PayloadValidator(), [], []
     for number, bucket in enumerate(buckets, 1):
-        started = time.perf_counter()
-        tokens = tokens_of(bucket["chat_id"])
-        settled = settled_rows(bucket, tokens, settled_before)
-        seconds["settled"] += time.perf_counter() - started
+        with _part(seconds, "settled"):
+            tokens = tokens_of(bucket["chat_id"])
+            settled = settled_rows(bucket, tokens, settled_before)
         report.rows["unpushed"] += len(bucket)
         report.rows["settled"] += int(settled.sum())
         # with nothing settled (a first run) the bucket itself: a copy would double its memory
@@ -175,24 +182,20 @@ def validate_staged(
             continue
         raw_rows.append(raw_frame(raw))
         if not report.phone_engine:  # its first use checks the engine against the reference
-            started = time.perf_counter()
-            report.phone_engine = phone_engine_name()
-            seconds["normalize"] += time.perf_counter() - started
+            with _part(seconds, "normalize"):
+                report.phone_engine = phone_engine_name()
             log(f"phone numbers checked by {report.phone_engine}")
-        started = time.perf_counter()
-        result = validate_batch(raw, default_region)
-        seconds["normalize"] += time.perf_counter() - started
-        started = time.perf_counter()
-        refused = refused_groups(raw, tokens, result.accepted)
+        with _part(seconds, "normalize"):
+            result = validate_batch(raw, default_region)
+        with _part(seconds, "settled"):
+            refused = refused_groups(raw, tokens, result.accepted)
         report.rows["validated"] += len(raw)
         del raw, tokens  # the bucket is not needed past here: freed before the suite runs
-        seconds["settled"] += time.perf_counter() - started
         started, imported = time.perf_counter(), import_seconds()
         outcomes.append(suite.validate(result.accepted))
         report.gx_seconds += _suite_seconds(started, imported, report)
-        started = time.perf_counter()
-        _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
-        seconds["write"] += time.perf_counter() - started
+        with _part(seconds, "write"):
+            _store(engine, result, refused, run_id, batch_id, app_uuid, rules, now)
         report.chunks += 1
         report.rows["valid"] += len(result.accepted)
         report.reject_counts.update(result.reject_counts())
